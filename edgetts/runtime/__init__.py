@@ -1,0 +1,1 @@
+"""The on-device runtime: ONNX Runtime sessions over model-store entries."""
