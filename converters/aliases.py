@@ -40,7 +40,9 @@ class BuiltinModel:
     assemble: Callable[[BuiltinModel, Path], Path]  # writes/locates the GGUF, returns its path
 
     def missing_packages(self) -> list[str]:
-        return [pkg for pkg, mod in zip(self.packages, self.modules) if package_dir(mod) is None]
+        return [
+            pkg for pkg, mod in zip(self.packages, self.modules, strict=False) if package_dir(mod) is None
+        ]
 
     def install_hint(self) -> str:
         return f"{sys.executable} -m pip install --no-deps " + " ".join(self.packages)

@@ -81,9 +81,7 @@ def share_tied_int4_embedding(model: onnx.ModelProto) -> bool:
     gather = next(
         (n for n in graph.node if n.op_type == "GatherBlockQuantized" and n.input[1] == "input_ids"), None
     )
-    head = next(
-        (n for n in graph.node if n.op_type == "MatMulNBits" and "logits" in n.output), None
-    )
+    head = next((n for n in graph.node if n.op_type == "MatMulNBits" and "logits" in n.output), None)
     if head is None:
         producers = {out: n for n in graph.node for out in n.output}
         head = producers.get("logits")
@@ -117,15 +115,18 @@ def share_tied_int4_embedding(model: onnx.ModelProto) -> bool:
     for attr in list(gather.attribute):
         if attr.name in ("quantize_axis", "bits"):
             gather.attribute.remove(attr)
-    gather.attribute.extend([onnx.helper.make_attribute("quantize_axis", 2),
-                             onnx.helper.make_attribute("bits", 4)])
+    gather.attribute.extend(
+        [onnx.helper.make_attribute("quantize_axis", 2), onnx.helper.make_attribute("bits", 4)]
+    )
     # The Gather now yields [batch, seq, blocks, block]; fold the last two back to hidden.
     blocked = f"{gather.output[0]}.blocked"
     hidden_out = gather.output[0]
     gather.output[0] = blocked
     shape_name = f"{blocked}.shape"
     graph.initializer.append(numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), shape_name))
-    reshape = onnx.helper.make_node("Reshape", [blocked, shape_name], [hidden_out], name=f"{gather.name}/unblock")
+    reshape = onnx.helper.make_node(
+        "Reshape", [blocked, shape_name], [hidden_out], name=f"{gather.name}/unblock"
+    )
     graph.node.insert(list(graph.node).index(gather) + 1, reshape)
     for name in (old_data, old_scales):
         if not any(name in n.input for n in graph.node):

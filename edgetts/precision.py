@@ -37,7 +37,9 @@ def available_precisions() -> tuple[str, ...]:
 
 
 def device_description() -> str:
-    providers = [p.replace("ExecutionProvider", "") for p in ort.get_available_providers()]
+    providers = [
+        p.replace("ExecutionProvider", "") for p in ort.get_available_providers() if not p.startswith("Azure")
+    ]
     return "this device (onnxruntime providers: " + ", ".join(providers) + ")"
 
 

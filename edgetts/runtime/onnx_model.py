@@ -74,7 +74,7 @@ class OnnxCausalLM:
         if "position_ids" in self.input_names:
             positions = np.cumsum(attention_mask, axis=1) - 1
             feed["position_ids"] = positions[:, -new:].clip(min=0).astype(np.int64)
-        outputs = dict(zip(self.output_names, self.session.run(self.output_names, feed)))
+        outputs = dict(zip(self.output_names, self.session.run(self.output_names, feed), strict=False))
         new_past = {name: outputs[name.replace("past_key_values.", "present.")] for name in self.past_names()}
         return outputs["logits"], new_past
 

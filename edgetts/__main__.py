@@ -1,0 +1,5 @@
+"""``python -m edgetts`` is the ``edgetts`` command."""
+
+from .cli import main
+
+main()

