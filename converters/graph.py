@@ -132,3 +132,29 @@ def share_tied_int4_embedding(model: onnx.ModelProto) -> bool:
         if not any(name in n.input for n in graph.node):
             graph.initializer.remove(inits[name])
     return True
+
+
+# Families whose exported graphs the fusions are tested on (tests compare the fused fp32 model
+# with PyTorch); others are exported unfused rather than risk a pattern that almost matches.
+FUSABLE_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
+
+
+def fuse_decoder(model: onnx.ModelProto, model_type: str, heads: int, hidden: int) -> onnx.ModelProto:
+    """Fuse what onnxruntime's transformer optimizer can fuse in an optimum decoder export:
+    RMSNorm (+ residual add) into (Skip)SimplifiedLayerNormalization and RoPE into
+    RotaryEmbedding. Its attention fusion does not match optimum's GQA export (checked with
+    onnxruntime 1.32), so attention stays as MatMul/Softmax; the fused ops still cut the node
+    count of every layer, which is what the per-token decode cost on the CPU pays for.
+    """
+    if model_type not in FUSABLE_MODEL_TYPES:
+        return model
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    # "qwen3" is the optimizer's generic RoPE/GQA/RMSNorm decoder entry; opt_level 0 applies the
+    # Python fusions only and leaves the rest to the session's own graph optimizations.
+    fused = optimize_model(model, model_type="qwen3", num_heads=heads, hidden_size=hidden, opt_level=0).model
+    # The optimizer emits com.microsoft ops without declaring the domain; shape inference in the
+    # quantizers then refuses the graph.
+    if not any(o.domain == "com.microsoft" for o in fused.opset_import):
+        fused.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    return fused

@@ -193,7 +193,13 @@ def _build_entry(
     progress("exporting to ONNX with KV cache")
     onnx_path = export.export_onnx(prepared.hf_dir, work / "onnx")
     model = onnx.load(str(onnx_path))
-    untied = graph.untie_lm_head(model)
+    # ORT's fused ops are for ORT: TensorRT and the FP8 (TensorRT) graphs keep standard ops.
+    if fmt == "onnx" and settings.type != "fp8":
+        progress("fusing normalization and rotary embedding")
+        with export.quiet_export():
+            model = graph.fuse_decoder(model, arch.model_type, arch.heads, arch.hidden_size)
+    # Only the quantizers need the lm_head as its own initializer; fp32/fp16 files stay smaller.
+    untied = graph.untie_lm_head(model) if settings.type in ("int8", "int4", "fp8") else []
 
     progress(f"quantizing to {settings.type}")
     with export.quiet_export():

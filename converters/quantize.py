@@ -124,7 +124,9 @@ def _int8(model_path: Path, out_path: Path) -> None:
         per_channel=True,
         op_types_to_quantize=["MatMul", "Gather"],
         use_external_data_format=True,
-        extra_options={"MatMulConstBOnly": True},
+        # The fused RotaryEmbedding/SimplifiedLayerNormalization ops are opaque to onnx's
+        # shape inference; their outputs are float.
+        extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
 
 
@@ -132,7 +134,7 @@ def _fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     wrapped = OnnxModel(model)
-    wrapped.convert_float_to_float16(keep_io_types=True, use_symbolic_shape_infer=False)
+    wrapped.convert_float_to_float16(keep_io_types=True)
     return wrapped.model
 
 
@@ -183,7 +185,11 @@ def _fp8(model_path: Path, out_path: Path, vocab_size: int) -> None:
         weight_type=QuantType.QFLOAT8E4M3FN,
         calibrate_method=CalibrationMethod.Distribution,
         use_external_data_format=True,
-        extra_options={"scale_type": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
+        extra_options={
+            "scale_type": onnx.TensorProto.FLOAT,
+            "MatMulConstBOnly": True,
+            "DefaultTensorType": onnx.TensorProto.FLOAT,
+        },
     )
 
 

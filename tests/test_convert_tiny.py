@@ -135,3 +135,10 @@ def test_fp8_converts_to_e4m3_qdq_and_is_refused_on_this_device(converted_tiny):
         UnsupportedPrecisionError, match=r"FP8, which this device .* runs fp32, fp16, int8, int4"
     ):
         OnnxCausalLM(entry)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_norms_and_rotary_are_fused(arch, converted_tiny):
+    ops = Manifest.load(converted_tiny(arch, "fp32") / "manifest.json").graph["ops"]
+    assert ops["SkipSimplifiedLayerNormalization"] + ops["SimplifiedLayerNormalization"] == 2 * 2 + 1
+    assert ops["RotaryEmbedding"] == 2 * 2  # q and k in each layer
