@@ -35,9 +35,10 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     scratch = tempfile.mkdtemp(prefix="edgetts-bench-convert-")
     os.environ["EDGETTS_HOME"] = scratch
-    from edgetts import store
     from edgetts.converters.pipeline import convert
     from edgetts.converters.quantize import QuantSettings
+
+    from edgetts import store
     from edgetts.errors import EdgeTTSError
 
     rows = []
@@ -68,8 +69,9 @@ def main() -> None:
             print(f"{model} {quant}: {seconds:.1f} s, {mb:.1f} MB", file=sys.stderr)
             store.remove(entry.name)
 
+    cores = psutil.cpu_count(logical=False)
     conditions = (
-        f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}, {psutil.cpu_count(logical=False)} cores, "
+        f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()}, {cores} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
     )
     columns = ["model", "quant", "seconds", "mb", "size_vs_fp32", "time_vs_fp32"]
