@@ -139,7 +139,9 @@ def share_tied_int4_embedding(model: onnx.ModelProto) -> bool:
 FUSABLE_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 
 
-def fuse_decoder(model: onnx.ModelProto, model_type: str, heads: int, hidden: int) -> onnx.ModelProto:
+def fuse_decoder(
+    model: onnx.ModelProto, model_type: str, heads: int, hidden: int, context_length: int
+) -> onnx.ModelProto:
     """Fuse what onnxruntime's transformer optimizer can fuse in an optimum decoder export:
     RMSNorm (+ residual add) into (Skip)SimplifiedLayerNormalization and RoPE into
     RotaryEmbedding. Its attention fusion does not match optimum's GQA export (checked with
@@ -157,4 +159,17 @@ def fuse_decoder(model: onnx.ModelProto, model_type: str, heads: int, hidden: in
     # quantizers then refuses the graph.
     if not any(o.domain == "com.microsoft" for o in fused.opset_import):
         fused.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    _trim_rotary_caches(fused, context_length)
     return fused
+
+
+def _trim_rotary_caches(model: onnx.ModelProto, context_length: int) -> None:
+    """The rotary fusion tabulates cos/sin for 131072 positions (33 MB for SmolLM2, a third of
+    its INT4 file); positions past the model's context are never valid, so keep only those."""
+    caches = {n.input[i] for n in model.graph.node if n.op_type == "RotaryEmbedding" for i in (2, 3)}
+    for index, init in enumerate(model.graph.initializer):
+        if init.name in caches and init.dims and init.dims[0] > context_length:
+            table = numpy_helper.to_array(init)[:context_length]
+            model.graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(np.ascontiguousarray(table), init.name)
+            )

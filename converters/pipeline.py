@@ -197,7 +197,9 @@ def _build_entry(
     if fmt == "onnx" and settings.type != "fp8":
         progress("fusing normalization and rotary embedding")
         with export.quiet_export():
-            model = graph.fuse_decoder(model, arch.model_type, arch.heads, arch.hidden_size)
+            model = graph.fuse_decoder(
+                model, arch.model_type, arch.heads, arch.hidden_size, arch.context_length
+            )
     # Only the quantizers need the lm_head as its own initializer; fp32/fp16 files stay smaller.
     untied = graph.untie_lm_head(model) if settings.type in ("int8", "int4", "fp8") else []
 
@@ -205,7 +207,9 @@ def _build_entry(
     with export.quiet_export():
         model = quantize.quantize(model, settings, arch.vocab_size, work)
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    shared = bool(untied) and settings.type == "int4" and graph.share_tied_int4_embedding(model)
+    # Also for exports that already carry the tied lm_head as a second copy (Gemma 3): the
+    # check inside compares the two quantized matrices and shares only when they are identical.
+    shared = settings.type == "int4" and graph.share_tied_int4_embedding(model)
     graph_facts = {
         "lm_head_untied": bool(untied),
         "tied_embedding_shared": shared,
@@ -238,7 +242,8 @@ def _build_entry(
     for extra in ("chat_template.jinja", "generation_config.json", "config.json"):
         if (prepared.hf_dir / extra).is_file():
             shutil.copyfile(prepared.hf_dir / extra, tmp / extra)
-    prompt = templates.prompt_format(prepared.hf_dir)
+    with export.quiet_export():
+        prompt = templates.prompt_format(prepared.hf_dir)
 
     if fmt == "tensorrt":
         progress("building the TensorRT engine")

@@ -47,7 +47,11 @@ def prompt_format(hf_dir: Path) -> PromptFormat:
             stop_ids.add(value)
         elif isinstance(value, list):
             stop_ids.update(int(v) for v in value)
-    stop_ids.update(vocab[tok] for tok in _END_OF_TURN if tok in vocab)
+    # Only *special* tokens end a turn: Qwen's vocabulary also has "</s>" as ordinary text.
+    special = set(tokenizer.all_special_tokens) | {
+        t.content for t in tokenizer.added_tokens_decoder.values() if t.special
+    }
+    stop_ids.update(vocab[tok] for tok in _END_OF_TURN if tok in vocab and tok in special)
 
     thinks = "<think>" in vocab and "</think>" in vocab
     return PromptFormat(

@@ -117,20 +117,11 @@ def models(ctx: click.Context, as_json: bool) -> None:
         return
     table = Table(title=f"model store: {store.models_dir()}")
     table.add_column("name", no_wrap=True)
-    for column in ("quant", "format", "arch", "layers", "size MB", "source", "created"):
-        table.add_column(column)
+    for column in ("quant", "format", "arch", "size MB"):
+        table.add_column(column, no_wrap=True)
     for e in entries:
         m = e.manifest
-        table.add_row(
-            e.name,
-            m.quant_type,
-            m.format,
-            m.architecture.model_type,
-            str(m.architecture.layers),
-            f"{e.size_bytes / 1e6:.1f}",
-            f"{m.source['kind']}:{m.source['ref']}",
-            m.created,
-        )
+        table.add_row(e.name, m.quant_type, m.format, m.architecture.model_type, f"{e.size_bytes / 1e6:.1f}")
     Console().print(table)
 
 

