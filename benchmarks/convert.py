@@ -35,10 +35,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     scratch = tempfile.mkdtemp(prefix="edgetts-bench-convert-")
     os.environ["EDGETTS_HOME"] = scratch
+    from edgetts import store
     from edgetts.converters.pipeline import convert
     from edgetts.converters.quantize import QuantSettings
-
-    from edgetts import store
     from edgetts.errors import EdgeTTSError
 
     rows = []

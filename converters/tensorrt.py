@@ -14,25 +14,11 @@ from typing import Any
 
 from ..errors import ConversionError
 from ..manifest import Architecture
+from ..precision import gpu_info
 
 TENSORRT_QUANTS = ("fp32", "fp16", "fp8")
 MAX_BATCH = 16  # parallel samples the runtime decodes together (design.md: N stays small)
 MAX_CONTEXT = 4096
-
-
-def _gpu() -> tuple[str, tuple[int, int]] | None:
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    try:
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-        name = pynvml.nvmlDeviceGetName(handle)
-        capability = tuple(pynvml.nvmlDeviceGetCudaComputeCapability(handle))
-        return (name.decode() if isinstance(name, bytes) else name), capability  # type: ignore[return-value]
-    except pynvml.NVMLError:
-        return None
 
 
 def check_available(quant: str) -> None:
@@ -49,7 +35,7 @@ def check_available(quant: str) -> None:
             "TensorRT is not installed: on a machine with an NVIDIA GPU run "
             "`pip install 'edgetts[tensorrt]'` (Jetson: use the JetPack TensorRT), or use --format onnx"
         ) from None
-    gpu = _gpu()
+    gpu = gpu_info()
     if gpu is None:
         raise ConversionError("no NVIDIA GPU found (NVML); TensorRT engines need one: use --format onnx")
     if quant == "fp8" and gpu[1] < (8, 9):
@@ -93,7 +79,7 @@ def build_engine(onnx_path: Path, engine_path: Path, quant: str, arch: Architect
     if serialized is None:
         raise ConversionError("TensorRT could not build an engine (see its log above); try --quant fp16")
     engine_path.write_bytes(bytes(serialized))
-    gpu = _gpu()
+    gpu = gpu_info()
     return {
         "tensorrt": trt.__version__,
         "gpu": gpu[0] if gpu else "unknown",

@@ -14,24 +14,28 @@ from .errors import UnsupportedPrecisionError
 _BASE = ("fp32", "fp16", "int8", "int4")
 
 
-def _gpu_compute_capability() -> tuple[int, int] | None:
+def gpu_info() -> tuple[str, tuple[int, int]] | None:
+    """Name and CUDA compute capability of GPU 0 through NVML (nvidia-ml-py, an optional extra);
+    None where there is no NVIDIA GPU or no NVML."""
     try:
-        import pynvml  # optional extra (nvidia-ml-py)
+        import pynvml
     except ImportError:
         return None
     try:
         pynvml.nvmlInit()
         handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-        return tuple(pynvml.nvmlDeviceGetCudaComputeCapability(handle))  # type: ignore[return-value]
+        name = pynvml.nvmlDeviceGetName(handle)
+        capability = tuple(pynvml.nvmlDeviceGetCudaComputeCapability(handle))
     except pynvml.NVMLError:
         return None
+    return (name.decode() if isinstance(name, bytes) else name), capability  # type: ignore[return-value]
 
 
 def available_precisions() -> tuple[str, ...]:
     providers = ort.get_available_providers()
     if "TensorrtExecutionProvider" in providers:
-        capability = _gpu_compute_capability()
-        if capability is not None and capability >= (8, 9):
+        gpu = gpu_info()
+        if gpu is not None and gpu[1] >= (8, 9):
             return (*_BASE, "fp8")
     return _BASE
 

@@ -37,10 +37,9 @@ def tiny_models(tmp_path_factory) -> dict[str, tuple[Path, object]]:
 def converted_tiny(tiny_models, tmp_path_factory):
     """Convert each tiny model once per precision into a session store; return a lookup
     ``(arch, quant) -> entry folder`` (copies are cheap; tests that damage one copy it first)."""
+    from edgetts import store
     from edgetts.converters.pipeline import convert
     from edgetts.converters.quantize import QuantSettings
-
-    from edgetts import store
 
     home = tmp_path_factory.mktemp("tiny-store")
     cache: dict[tuple[str, str], Path] = {}

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+
 from edgetts.converters import pipeline
 from edgetts.converters.quantize import QuantSettings
-
 from edgetts.errors import ConversionError
 
 

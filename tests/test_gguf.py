@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgetts.converters.pipeline import convert
-from edgetts.converters.quantize import QuantSettings
 
 from edgetts import store
+from edgetts.converters.pipeline import convert
+from edgetts.converters.quantize import QuantSettings
 from edgetts.errors import ConversionError
 from edgetts.runtime.onnx_model import OnnxCausalLM
 

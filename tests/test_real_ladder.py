@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from edgetts.converters.aliases import BUILTIN_MODELS
-from edgetts.converters.pipeline import convert
-from edgetts.converters.quantize import QuantSettings
 from tokenizers import Tokenizer
 
 from edgetts import store
+from edgetts.converters.aliases import BUILTIN_MODELS
+from edgetts.converters.pipeline import convert
+from edgetts.converters.quantize import QuantSettings
 from edgetts.runtime.onnx_model import OnnxCausalLM
 
 pytestmark = pytest.mark.real

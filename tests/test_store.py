@@ -6,10 +6,10 @@ import json
 
 import pytest
 from conftest import copy_entry
-from edgetts.converters.pipeline import convert
-from edgetts.converters.quantize import QuantSettings
 
 from edgetts import store
+from edgetts.converters.pipeline import convert
+from edgetts.converters.quantize import QuantSettings
 from edgetts.errors import CorruptModelError, EdgeTTSError, ModelNotFoundError
 from edgetts.manifest import Manifest
 from edgetts.runtime.onnx_model import OnnxCausalLM

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from edgetts.converters.quantize import QuantSettings
 
 pytestmark = pytest.mark.gpu
@@ -11,9 +12,9 @@ trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (CPU mac
 
 def test_fp16_engine_builds_and_records_gpu(tiny_models):
     from edgetts.converters.pipeline import convert
-    from edgetts.converters.tensorrt import _gpu
+    from edgetts.precision import gpu_info
 
-    if _gpu() is None:
+    if gpu_info() is None:
         pytest.skip("no NVIDIA GPU visible through NVML")
     entry = convert(str(tiny_models["llama"][0]), QuantSettings(type="fp16"), fmt="tensorrt")
     assert (entry.path / "model.engine").stat().st_size > 0
