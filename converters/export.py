@@ -12,7 +12,7 @@ from ..errors import ConversionError
 
 
 @contextlib.contextmanager
-def quiet_export():
+def quiet_libraries():
     """Silence the tracer warnings, progress bars and library chatter that optimum, torch and
     the GGUF loader print by the hundred: a converting user needs our progress line and any real
     error (raised as an exception, not printed), not TracerWarnings."""
@@ -62,7 +62,7 @@ def export_onnx(hf_dir: Path, out_dir: Path) -> Path:
     position_ids/past_key_values.*) and return its path."""
     from optimum.exporters.onnx import main_export
 
-    with quiet_export():
+    with quiet_libraries():
         try:
             main_export(
                 str(hf_dir),

@@ -54,10 +54,18 @@ def untie_lm_head(model: onnx.ModelProto) -> list[str]:
     return rewritten
 
 
-def op_histogram(model: onnx.ModelProto, ops: tuple[str, ...]) -> dict[str, int]:
-    """How many nodes of each interesting op type the graph has (recorded in the manifest)."""
+# The op types whose counts tell what the graph passes and quantizers did (manifest "ops").
+REPORTED_OPS = (
+    "MatMul", "MatMulNBits", "GatherBlockQuantized", "MatMulInteger", "DynamicQuantizeLinear",
+    "QuantizeLinear", "DequantizeLinear", "GroupQueryAttention", "MultiHeadAttention",
+    "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RotaryEmbedding",
+)  # fmt: skip
+
+
+def op_histogram(model: onnx.ModelProto) -> dict[str, int]:
+    """How many nodes of each reported op type the graph has (recorded in the manifest)."""
     counts = Counter(node.op_type for node in model.graph.node)
-    return {op: counts[op] for op in ops if counts[op]}
+    return {op: counts[op] for op in REPORTED_OPS if counts[op]}
 
 
 def _unpack_nibbles(packed: np.ndarray) -> np.ndarray:

@@ -196,7 +196,7 @@ def _build_entry(
     # ORT's fused ops are for ORT: TensorRT and the FP8 (TensorRT) graphs keep standard ops.
     if fmt == "onnx" and settings.type != "fp8":
         progress("fusing normalization and rotary embedding")
-        with export.quiet_export():
+        with export.quiet_libraries():
             model = graph.fuse_decoder(
                 model, arch.model_type, arch.heads, arch.hidden_size, arch.context_length
             )
@@ -204,7 +204,7 @@ def _build_entry(
     untied = graph.untie_lm_head(model) if settings.type in ("int8", "int4", "fp8") else []
 
     progress(f"quantizing to {settings.type}")
-    with export.quiet_export():
+    with export.quiet_libraries():
         model = quantize.quantize(model, settings, arch.vocab_size, work)
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     # Also for exports that already carry the tied lm_head as a second copy (Gemma 3): the
@@ -213,23 +213,7 @@ def _build_entry(
     graph_facts = {
         "lm_head_untied": bool(untied),
         "tied_embedding_shared": shared,
-        "ops": graph.op_histogram(
-            model,
-            (
-                "MatMul",
-                "MatMulNBits",
-                "GatherBlockQuantized",
-                "MatMulInteger",
-                "DynamicQuantizeLinear",
-                "QuantizeLinear",
-                "DequantizeLinear",
-                "GroupQueryAttention",
-                "MultiHeadAttention",
-                "SimplifiedLayerNormalization",
-                "SkipSimplifiedLayerNormalization",
-                "RotaryEmbedding",
-            ),
-        ),
+        "ops": graph.op_histogram(model),
     }
     io_spec = _io_spec(model)
     _save_onnx(model, tmp / "model.onnx")
@@ -242,7 +226,7 @@ def _build_entry(
     for extra in ("chat_template.jinja", "generation_config.json", "config.json"):
         if (prepared.hf_dir / extra).is_file():
             shutil.copyfile(prepared.hf_dir / extra, tmp / extra)
-    with export.quiet_export():
+    with export.quiet_libraries():
         prompt = templates.prompt_format(prepared.hf_dir)
 
     if fmt == "tensorrt":

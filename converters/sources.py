@@ -64,10 +64,10 @@ def gguf_to_hf(path: Path, out_dir: Path) -> str:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .export import quiet_export
+    from .export import quiet_libraries
 
     arch = check_gguf(path)
-    with quiet_export():
+    with quiet_libraries():
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
             model = AutoModelForCausalLM.from_pretrained(
