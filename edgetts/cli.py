@@ -5,6 +5,7 @@ Every :class:`EdgeTTSError` becomes one line on stderr and exit code 1; see erro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -102,6 +103,80 @@ def convert(
             f"[green]converted[/] {source} -> [bold]{entry.name}[/] "
             f"({entry.manifest.quant_type}, {entry.size_bytes / 1e6:.1f} MB) in {entry.path}"
         )
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--model", "-m", required=True, help="Store entry to run (see `edgetts models`).")
+@click.option(
+    "--budget",
+    type=int,
+    default=128,
+    show_default=True,
+    help="Reasoning tokens before the answer is forced (0 = answer directly).",
+)
+@click.option(
+    "--samples", "-n", type=int, default=1, show_default=True, help="Parallel samples to vote over."
+)
+@click.option("--deadline", help="Hard latency limit, e.g. 500ms or 2s.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--answer-tokens", type=int, default=16, show_default=True, help="Tokens allowed for the answer."
+)
+@click.option(
+    "--temperature", type=float, help="Sampling temperature (default: greedy for 1 sample, else 0.7)."
+)
+@click.option("--threads", type=int, help="Intra-op threads (default: physical cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def generate(
+    question: str,
+    model: str,
+    budget: int,
+    samples: int,
+    deadline: str | None,
+    seed: int,
+    answer_tokens: int,
+    temperature: float | None,
+    threads: int | None,
+    as_json: bool,
+) -> None:
+    """Answer QUESTION with MODEL, a reasoning budget and N voting samples."""
+    from .durations import parse_duration
+    from .engine import Engine
+    from .runtime.sampling import SamplingParams
+
+    limit = parse_duration(deadline) if deadline else None
+    sampling = None if temperature is None else SamplingParams(temperature=temperature)
+    engine = Engine(threads=threads)
+    counter = {"tokens": 0}
+    live = not as_json and console.is_terminal
+    with console.status("thinking") if live else contextlib.nullcontext() as status:
+
+        def on_token(_token: int) -> None:  # the live token counter on a terminal
+            counter["tokens"] += 1
+            if status is not None:
+                status.update(f"decoding: {counter['tokens']} tokens")
+
+        answer = engine.generate(
+            question,
+            model=model,
+            budget=budget,
+            samples=samples,
+            deadline=limit,
+            seed=seed,
+            answer_tokens=answer_tokens,
+            sampling=sampling,
+            on_token=on_token,
+        )
+    if as_json:
+        click.echo(json.dumps(answer.to_json(), indent=2))
+        return
+    click.echo(answer.text if answer.text is not None else "(no answer)")
+    console.print(
+        f"{answer.latency_ms:.0f} ms (prefill {answer.prefill_ms:.0f}, decode {answer.decode_ms:.0f}); "
+        f"votes {answer.votes or '{}'}; forced by {answer.forced_by}",
+        highlight=False,
+    )
 
 
 @cli.group(invoke_without_command=True)

@@ -19,26 +19,27 @@ CHAT_TEMPLATE = (
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def _corpus(n: int = 400) -> list[str]:
-    rng = random.Random(0)
-    words = [
-        "robot",
-        "route",
-        "corridor",
-        "blocked",
-        "shortest",
-        "answer",
-        "think",
-        "step",
-        "total",
-        "apples",
-        "each",
-        "costs",
+def corpus(n: int = 400, seed: int = 0) -> list[str]:
+    """Lines that are mostly predictable once they start (counting, a fixed phrase, a sum), so
+    the trained model is confident at most positions; seed 0 trains the tokenizer and the model,
+    other seeds give fresh prompts of the same kind for the tests.
+
+    Why predictable: where the next token is a coin toss (a random digit), the top-1 of any two
+    precisions agrees only by chance, and the quantization tests would measure that chance.
+    """
+    rng = random.Random(seed)
+    phrases = [
+        "the robot takes the shortest route",
+        "the corridor is blocked so think step by step",
+        "each apple costs two coins in total",
     ]
     lines = []
     for _ in range(n):
-        a, b = rng.randint(0, 99), rng.randint(0, 99)
-        lines.append(f"Question: what is {a} plus {b}? {' '.join(rng.sample(words, 4))}. Answer: {a + b}")
+        a, b = rng.randint(0, 50), rng.randint(0, 9)
+        count = " ".join(str(a + i) for i in range(8))
+        lines.append(
+            f"count from {a}: {count}. {rng.choice(phrases)}. Question: what is {a} plus {b}? Answer: {a + b}"
+        )
     return lines
 
 
@@ -52,7 +53,7 @@ def build_tokenizer(folder: Path):
     trainer = trainers.BpeTrainer(
         vocab_size=400, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    tok.train_from_iterator(_corpus(), trainer)
+    tok.train_from_iterator(corpus(), trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|endoftext|>"
     )
@@ -96,7 +97,7 @@ def build_model(arch: str, folder: Path, tie: bool = True):
 def _train(model, tokenizer, steps: int = 200, seq_len: int = 32, batch: int = 32) -> None:
     import torch
 
-    rows = [tokenizer(line)["input_ids"][:seq_len] for line in _corpus(2000)]
+    rows = [tokenizer(line)["input_ids"][:seq_len] for line in corpus(2000)]
     pad = tokenizer.pad_token_id
     data = torch.tensor([row + [pad] * (seq_len - len(row)) for row in rows])
     generator = torch.Generator().manual_seed(0)
@@ -104,7 +105,8 @@ def _train(model, tokenizer, steps: int = 200, seq_len: int = 32, batch: int = 3
     model.train()
     for _ in range(steps):
         sample = data[torch.randint(0, len(data), (batch,), generator=generator)]
-        loss = model(sample, labels=sample).loss
+        labels = sample.masked_fill(sample == pad, -100)  # never learn to emit the pad (a stop token)
+        loss = model(sample, labels=labels).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

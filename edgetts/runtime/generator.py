@@ -1,0 +1,222 @@
+"""Generation with test-time scaling: one shared prefill, N samples decoded together, budget
+forcing, a deadline guard and majority vote with early stop.
+
+KV cache: the layout of the exported graph, ``[batch, kv_heads, sequence, head_dim]`` fp32 per
+layer, as numpy arrays on the CPU. The prompt is prefilled once at batch 1 and its cache
+repeated to N rows; rows of samples that finish are dropped from the batch (a gather of the
+cache along the batch axis, once per finishing event) so that they stop costing compute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from ..errors import EdgeTTSError
+from ..tts.answers import extract_answer
+from ..tts.vote import decided, majority
+from .onnx_model import OnnxCausalLM, Past
+from .prompting import build_prompt, force_text
+from .sampling import GREEDY, SamplingParams, sample_rows
+
+# Safety factor on the measured step time when reserving time for the forced answer: a step of
+# the answer phase can be slower than the running mean (thermal throttling, other load).
+RESERVE_FACTOR = 1.5
+
+
+@dataclass
+class Sample:
+    index: int
+    think: list[int] = field(default_factory=list)
+    answer: list[int] = field(default_factory=list)
+    forced_by: str = "none"  # none | budget | deadline
+    done: bool = False
+    text: str = ""
+    value: str | None = None
+
+
+@dataclass
+class Generation:
+    answer: str | None
+    votes: dict[str, int]
+    samples: list[Sample]
+    prompt_tokens: int
+    prefill_ms: float
+    decode_ms: float
+    latency_ms: float
+    forced_by: str
+    stopped_early: bool
+
+
+class _Batch:
+    """The rows still being decoded: their samples, KV cache and attention mask."""
+
+    def __init__(self, samples: list[Sample], past: Past, mask: np.ndarray):
+        self.samples, self.past, self.mask = samples, past, mask
+
+    def keep(self, rows: list[int]) -> None:
+        if len(rows) == len(self.samples):
+            return
+        index = np.asarray(rows, dtype=np.int64)
+        self.samples = [self.samples[r] for r in rows]
+        self.past = {name: value[index] for name, value in self.past.items()}
+        self.mask = self.mask[index]
+
+
+def generate(
+    lm: OnnxCausalLM,
+    tokenizer: Tokenizer,
+    question: str,
+    budget: int,
+    samples: int = 1,
+    answer_tokens: int = 16,
+    deadline: float | None = None,
+    seed: int = 0,
+    sampling: SamplingParams | None = None,
+    sample_indices: list[int] | None = None,
+    on_token: Callable[[int], None] | None = None,
+) -> Generation:
+    """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens.
+
+    ``deadline`` (seconds from the call) is enforced: unfinished samples are forced to answer
+    while the measured time still covers forcing and ``answer_tokens`` answer tokens.
+    ``sample_indices`` picks which random streams to decode (tests use it to run sample i alone).
+    """
+    start = time.perf_counter()
+    _check_request(question, budget, samples, answer_tokens, deadline)
+    fmt = lm.manifest.prompt
+    params = sampling or (GREEDY if samples == 1 else SamplingParams())
+    indices = sample_indices if sample_indices is not None else list(range(samples))
+    prompt_ids = tokenizer.encode(build_prompt(fmt, question, budget)).ids
+    force_ids = tokenizer.encode(force_text(fmt), add_special_tokens=False).ids
+    limit = lm.manifest.architecture.context_length
+    needed = len(prompt_ids) + budget + len(force_ids) + answer_tokens
+    if needed > limit:
+        raise EdgeTTSError(
+            f"prompt of {len(prompt_ids)} tokens + budget {budget} + answer {answer_tokens} exceeds the "
+            f"model's context of {limit} tokens; shorten the question or lower --budget"
+        )
+    stop_ids = set(fmt.stop_token_ids)
+    generators = {i: np.random.default_rng([seed, i]) for i in indices}
+
+    logits, past = lm.forward(np.array([prompt_ids], dtype=np.int64), lm.empty_past(1))
+    prefill_done = time.perf_counter()
+    all_samples = [Sample(i) for i in indices]
+    rows = len(all_samples)
+    batch = _Batch(
+        all_samples,
+        {name: np.repeat(value, rows, axis=0) for name, value in past.items()},
+        np.ones((rows, len(prompt_ids)), dtype=np.int64),
+    )
+    next_logits = np.repeat(logits[:, -1], rows, axis=0)
+    step_time = prefill_done - start  # pessimistic until a decode step has been measured
+    measured = False
+    stopped_early = False
+    answering = budget == 0  # the budget-0 prompt already ends with the answer cue
+    forced_by = "none"
+
+    while batch.samples:
+        elapsed = time.perf_counter() - start
+        if not answering:
+            over_budget = len(batch.samples[0].think) >= budget  # every active row has thought alike
+            reserve = RESERVE_FACTOR * step_time * (answer_tokens + 1)
+            late = deadline is not None and elapsed + step_time + reserve >= deadline
+            if over_budget or late:
+                forced_by = "budget" if over_budget else "deadline"
+                for sample in batch.samples:
+                    sample.forced_by = forced_by
+                next_logits = _feed(lm, batch, force_ids)
+                answering = True
+                continue
+        elif deadline is not None and elapsed + step_time >= deadline:
+            for sample in batch.samples:  # out of time mid-answer: keep what was said
+                sample.forced_by = "deadline"
+            forced_by = "deadline"
+            break
+
+        tokens = sample_rows(next_logits, params, [generators[s.index] for s in batch.samples])
+        keep = []
+        for row, (sample, token) in enumerate(zip(batch.samples, tokens.tolist(), strict=True)):
+            if token in stop_ids:
+                sample.done = True
+                continue
+            (sample.answer if answering else sample.think).append(token)
+            if on_token:
+                on_token(token)
+            if answering and len(sample.answer) >= answer_tokens:
+                sample.done = True
+                continue
+            keep.append(row)
+        finished = [s for s in batch.samples if s.done]
+        for sample in finished:
+            _finish(sample, tokenizer)
+        batch.keep(keep)
+        if not batch.samples:
+            break
+        if finished and decided([s.value for s in all_samples if s.done], len(batch.samples)):
+            stopped_early = True
+            break
+        step_start = time.perf_counter()
+        next_logits = _feed(lm, batch, tokens[keep].reshape(-1, 1))
+        took = time.perf_counter() - step_start
+        # A moving average, but never below the last step: slow-downs must show at once.
+        step_time = max(took, 0.8 * step_time + 0.2 * took) if measured else took
+        measured = True
+
+    for sample in all_samples:
+        if not sample.done:  # cut by the deadline mid-answer, or cancelled by the early stop
+            _finish(sample, tokenizer)
+            if stopped_early:
+                sample.value = None  # a cancelled sample's half-written text does not vote
+    answer, votes = majority([s.value for s in all_samples])
+    end = time.perf_counter()
+    return Generation(
+        answer=answer,
+        votes=votes,
+        samples=all_samples,
+        prompt_tokens=len(prompt_ids),
+        prefill_ms=1000 * (prefill_done - start),
+        decode_ms=1000 * (end - prefill_done),
+        latency_ms=1000 * (end - start),
+        forced_by=forced_by,
+        stopped_early=stopped_early,
+    )
+
+
+def _feed(lm: OnnxCausalLM, batch: _Batch, tokens) -> np.ndarray:
+    """Run ``tokens`` ([rows, k] or a list shared by every row) through the batch's cache."""
+    ids = np.asarray(tokens, dtype=np.int64)
+    if ids.ndim == 1:
+        ids = np.repeat(ids[None, :], len(batch.samples), axis=0)
+    batch.mask = np.concatenate([batch.mask, np.ones(ids.shape, dtype=np.int64)], axis=1)
+    logits, batch.past = lm.forward(ids, batch.past, batch.mask)
+    return logits[:, -1]
+
+
+def _finish(sample: Sample, tokenizer: Tokenizer) -> None:
+    think = tokenizer.decode(sample.think)
+    answer = tokenizer.decode(sample.answer)
+    sample.done = True
+    sample.text = think + ("\n" + answer if sample.answer else "")
+    # A forced answer is read from the answer part; a sample that ended on its own states its
+    # answer in its reasoning.
+    sample.value = extract_answer(answer) if sample.answer else extract_answer(think)
+
+
+def _check_request(
+    question: str, budget: int, samples: int, answer_tokens: int, deadline: float | None
+) -> None:
+    if not question or not question.strip():
+        raise EdgeTTSError("the question is empty; pass the text to answer")
+    if budget < 0:
+        raise EdgeTTSError(f"budget {budget} is negative; use 0 to answer directly or a token count")
+    if samples < 1:
+        raise EdgeTTSError(f"samples must be at least 1 (got {samples})")
+    if answer_tokens < 1:
+        raise EdgeTTSError(f"answer tokens must be at least 1 (got {answer_tokens})")
+    if deadline is not None and deadline <= 0:
+        raise EdgeTTSError(f"deadline {deadline} s is not positive")

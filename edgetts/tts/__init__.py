@@ -1,0 +1,1 @@
+"""Test-time scaling: answer extraction, majority vote (self-consistency) and its early stop."""

@@ -1,0 +1,155 @@
+"""The generation engine on the tiny model: shared prefix, budget forcing, deadline guard,
+thread safety, and bad requests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import copy_entry
+from tokenizers import Tokenizer
+
+from edgetts.engine import Engine
+from edgetts.errors import EdgeTTSError, ModelNotFoundError, UnsupportedPrecisionError
+from edgetts.runtime.generator import generate
+from edgetts.runtime.onnx_model import OnnxCausalLM
+from edgetts.runtime.sampling import SamplingParams
+
+QUESTION = "Question: what is 12 plus 7?"
+WARM = SamplingParams(temperature=1.0, top_p=0.95)
+
+
+@pytest.fixture
+def tiny(converted_tiny):
+    path = converted_tiny("llama", "fp32")
+    return OnnxCausalLM(path, threads=1), Tokenizer.from_file(str(path / "tokenizer.json"))
+
+
+def test_shared_prefix_samples_equal_independent_runs(tiny):
+    lm, tok = tiny
+    together = generate(lm, tok, QUESTION, budget=12, samples=4, seed=7, sampling=WARM)
+    for sample in together.samples:
+        alone = generate(
+            lm, tok, QUESTION, budget=12, samples=4, seed=7, sampling=WARM, sample_indices=[sample.index]
+        )
+        assert alone.samples[0].think == sample.think
+        assert alone.samples[0].answer == sample.answer
+    assert len({tuple(s.think) for s in together.samples}) > 1, "samples should differ from each other"
+
+
+def test_budget_cap_is_exact(tiny):
+    lm, tok = tiny
+    for budget in (0, 1, 5, 17):
+        result = generate(lm, tok, QUESTION, budget=budget, samples=3, seed=1, sampling=WARM, answer_tokens=4)
+        for sample in result.samples:
+            assert len(sample.think) <= budget
+            if sample.forced_by == "budget":
+                assert len(sample.think) == budget
+            assert len(sample.answer) <= 4
+        if budget == 0:
+            assert all(s.think == [] for s in result.samples) and result.forced_by == "none"
+
+
+def test_deadline_guard_returns_in_time_on_a_slowed_session(tiny):
+    lm, tok = tiny
+    step_delay = 0.03
+    forward = lm.forward
+
+    def slow_forward(*args, **kwargs):
+        time.sleep(step_delay)
+        return forward(*args, **kwargs)
+
+    lm.forward = slow_forward  # a device far slower than its profile: every call 30 ms late
+    deadline = 0.5
+    result = generate(lm, tok, QUESTION, budget=150, samples=2, seed=0, sampling=WARM, deadline=deadline)
+    one_step = step_delay + 0.02
+    assert result.latency_ms / 1000 <= deadline + one_step, result.latency_ms
+    assert result.forced_by == "deadline"
+    assert all(len(s.think) < 150 for s in result.samples)
+
+
+def test_four_threads_sharing_an_engine_match_one(converted_tiny, edgetts_home):
+    copy_entry(converted_tiny("llama", "int4"), edgetts_home)
+    engine = Engine(threads=1)
+    kwargs = dict(model="llama-int4", budget=10, samples=3, seed=5, sampling=WARM)
+    expected = engine.generate(QUESTION, **kwargs)
+    results: list = [None] * 4
+
+    def work(slot: int) -> None:
+        results[slot] = engine.generate(QUESTION, **kwargs)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in results:
+        assert result.samples == expected.samples and result.text == expected.text
+        assert result.tokens == expected.tokens
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(prompt=""), "question is empty"),
+        (dict(samples=0), "samples must be at least 1"),
+        (dict(budget=-1), "budget -1 is negative"),
+        (dict(prompt="word " * 300), "exceeds the model's context of 256 tokens"),
+        (dict(deadline=0), "not positive"),
+    ],
+)
+def test_bad_requests_are_clear_errors(kwargs, message, converted_tiny, edgetts_home):
+    copy_entry(converted_tiny("llama", "fp32"), edgetts_home)
+    args = dict(prompt=QUESTION, model="llama-fp32", budget=8, samples=1) | kwargs
+    with pytest.raises(EdgeTTSError, match=message):
+        Engine().generate(**args)
+
+
+def test_unknown_model_and_fp8_are_refused(converted_tiny, edgetts_home):
+    with pytest.raises(ModelNotFoundError):
+        Engine().generate(QUESTION, model="nope")
+    copy_entry(converted_tiny("llama", "fp8"), edgetts_home)
+    with pytest.raises(UnsupportedPrecisionError):
+        Engine().generate(QUESTION, model="llama-fp8")
+
+
+def test_cli_generate_json_and_errors(converted_tiny, edgetts_home):
+    import os
+
+    copy_entry(converted_tiny("llama", "int4"), edgetts_home)
+    env = {**os.environ, "EDGETTS_HOME": str(edgetts_home)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgetts",
+        "generate",
+        QUESTION,
+        "-m",
+        "llama-int4",
+        "--budget",
+        "6",
+        "-n",
+        "2",
+    ]
+    result = subprocess.run([*cmd, "--json", "--deadline", "2s"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert set(out) >= {
+        "answer",
+        "config",
+        "latency_ms",
+        "prefill_ms",
+        "decode_ms",
+        "tokens",
+        "forced_by",
+        "votes",
+    }
+    assert out["config"] == {"model": "llama-int4", "quant": "int4", "budget": 6, "samples": 2}
+    assert out["tokens"]["think"] == [6, 6] or out["forced_by"] in ("none", "deadline")
+    for bad, expected in ((["-n", "0"], "samples must be at least 1"), (["--deadline", "soon"], "500ms")):
+        result = subprocess.run([*cmd, *bad], capture_output=True, text=True, env=env)
+        assert result.returncode != 0 and "Traceback" not in result.stderr and expected in result.stderr
