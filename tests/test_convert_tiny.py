@@ -13,6 +13,7 @@ from edgetts.runtime.onnx_model import OnnxCausalLM
 
 torch = pytest.importorskip("torch")
 ARCHS = ("llama", "qwen2")
+EXPORTERS = ("auto", "optimum")  # auto = edgetts' own GroupQueryAttention graph for these families
 
 
 def random_prompts(folder, count: int = 8, length: int = 24) -> np.ndarray:
@@ -39,18 +40,20 @@ def torch_logits(model, ids: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(ids)).logits.numpy()
 
 
+@pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_fp32_logits_match_pytorch(arch, tiny_models, converted_tiny):
+def test_fp32_logits_match_pytorch(arch, exporter, tiny_models, converted_tiny):
     folder, model = tiny_models[arch]
-    lm = OnnxCausalLM(converted_tiny(arch, "fp32"))
+    lm = OnnxCausalLM(converted_tiny(arch, "fp32", exporter))
     ids = random_prompts(converted_tiny(arch, "fp32"))
     logits, _ = lm.forward(ids, lm.empty_past(len(ids)))
     np.testing.assert_allclose(logits, torch_logits(model, ids), atol=1e-4)
 
 
+@pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_fp32_incremental_decode_matches_full_sequence(arch, converted_tiny):
-    lm = OnnxCausalLM(converted_tiny(arch, "fp32"))
+def test_fp32_incremental_decode_matches_full_sequence(arch, exporter, converted_tiny):
+    lm = OnnxCausalLM(converted_tiny(arch, "fp32", exporter))
     ids = random_prompts(converted_tiny(arch, "fp32"), count=2, length=12)
     full, _ = lm.forward(ids, lm.empty_past(2))
     logits, past = lm.forward(ids[:, :8], lm.empty_past(2))
@@ -61,11 +64,12 @@ def test_fp32_incremental_decode_matches_full_sequence(arch, converted_tiny):
     np.testing.assert_allclose(np.stack(steps[:-1], axis=1), full[:, 7:11], atol=1e-4)
 
 
+@pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("quant", ("fp16", "int8", "int4"))
 @pytest.mark.parametrize("arch", ARCHS)
-def test_quantized_top1_agrees_with_pytorch(arch, quant, tiny_models, converted_tiny):
+def test_quantized_top1_agrees_with_pytorch(arch, quant, exporter, tiny_models, converted_tiny):
     _, model = tiny_models[arch]
-    lm = OnnxCausalLM(converted_tiny(arch, quant))
+    lm = OnnxCausalLM(converted_tiny(arch, quant, exporter))
     ids = random_prompts(converted_tiny(arch, quant))
     logits, _ = lm.forward(ids, lm.empty_past(len(ids)))
     reference = torch_logits(model, ids)
@@ -79,9 +83,11 @@ def test_int4_quantizes_every_matmul_and_the_tied_embedding(arch, converted_tiny
     manifest = Manifest.load(entry / "manifest.json")
     ops = manifest.graph["ops"]
     assert weight_matmuls(entry) == [], "a weight MatMul (the lm_head?) was left in fp32"
-    assert ops["MatMulNBits"] == 2 * 7 + 1  # q,k,v,o,gate,up,down per layer + lm_head
+    assert ops["MatMulNBits"] == 2 * 5 + 1  # packed qkv, o, gate, up, down per layer + lm_head
+    assert ops["GroupQueryAttention"] == 2
+    assert manifest.graph["exporter"] == "edgetts-builder"
     assert ops["GatherBlockQuantized"] == 1
-    assert manifest.graph["lm_head_untied"] and manifest.graph["tied_embedding_shared"]
+    assert manifest.graph["tied_embedding_shared"]  # the lm_head reads the embedding's 4-bit blocks
     assert manifest.quant == {
         "type": "int4",
         "scheme": "W4A16 MatMulNBits + GatherBlockQuantized",
@@ -145,13 +151,16 @@ def test_fp8_converts_to_e4m3_qdq_and_is_refused_on_this_device(converted_tiny):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_norms_and_rotary_are_fused(arch, converted_tiny):
-    ops = Manifest.load(converted_tiny(arch, "fp32") / "manifest.json").graph["ops"]
+def test_optimum_export_gets_norms_and_rotary_fused(arch, converted_tiny):
+    manifest = Manifest.load(converted_tiny(arch, "fp32", "optimum") / "manifest.json")
+    assert manifest.graph["exporter"] == "optimum"
+    ops = manifest.graph["ops"]
     assert ops["SkipSimplifiedLayerNormalization"] + ops["SimplifiedLayerNormalization"] == 2 * 2 + 1
     assert ops["RotaryEmbedding"] == 2 * 2  # q and k in each layer
 
 
-def test_rotary_tables_cover_the_context_only(converted_tiny):
-    model = onnx.load(str(converted_tiny("llama", "int4") / "model.onnx"))
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_rotary_tables_cover_the_context_only(exporter, converted_tiny):
+    model = onnx.load(str(converted_tiny("llama", "int4", exporter) / "model.onnx"))
     caches = {i.name: list(i.dims) for i in model.graph.initializer if i.name in ("cos_cache", "sin_cache")}
     assert caches == {"cos_cache": [256, 8], "sin_cache": [256, 8]}  # context 256, head_dim 16

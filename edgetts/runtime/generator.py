@@ -119,18 +119,29 @@ def generate(
     answering = budget == 0  # the budget-0 prompt already ends with the answer cue
     forced_by = "none"
 
+    force_queue: list[int] = []  # forcing text still to be fed before the answer phase
     while batch.samples:
         elapsed = time.perf_counter() - start
+        if force_queue:
+            if deadline is not None and elapsed + step_time >= deadline:
+                break  # not even time to finish forcing: return on time without an answer
+            # GroupQueryAttention on the CPU takes several new tokens after a cache only at
+            # batch 1, so a batch is fed the (short) forcing text one token per step.
+            chunk = force_queue if len(batch.samples) == 1 else force_queue[:1]
+            force_queue = force_queue[len(chunk) :]
+            next_logits = _feed(lm, batch, chunk)
+            answering = not force_queue
+            continue
         if not answering:
             over_budget = len(batch.samples[0].think) >= budget  # every active row has thought alike
-            reserve = RESERVE_FACTOR * step_time * (answer_tokens + 1)
+            force_steps = 1 if len(batch.samples) == 1 else len(force_ids)
+            reserve = RESERVE_FACTOR * step_time * (answer_tokens + force_steps)
             late = deadline is not None and elapsed + step_time + reserve >= deadline
             if over_budget or late:
                 forced_by = "budget" if over_budget else "deadline"
                 for sample in batch.samples:
                     sample.forced_by = forced_by
-                next_logits = _feed(lm, batch, force_ids)
-                answering = True
+                force_queue = list(force_ids)
                 continue
         elif deadline is not None and elapsed + step_time >= deadline:
             for sample in batch.samples:  # out of time mid-answer: keep what was said
