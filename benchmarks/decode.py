@@ -6,9 +6,13 @@
 
 For each store entry: prefill of an 82-token prompt at batch 1, decode-step latency at each N
 after the prompt's KV cache is replicated to N rows (what self-consistency does), time to first
-token for N = 8 (shared prefill + replication + first step), and tokens/s. ``--torch`` adds
-PyTorch eager (fp32, from the same GGUF, needs the convert extra) as a baseline; ratios are
-baseline / edgetts. The onnxruntime-genai comparison of the issue is not wired in yet.
+token for N = 8 (shared prefill + replication + first step), and tokens/s.
+
+Baselines, measured in the same run (ratios are baseline / edgetts):
+- ``--genai``: onnxruntime-genai 0.18 on its own builder's INT4 model of the same source. Its
+  builder imports transformers 5.x, which edgetts' converter cannot use, so it gets its own
+  virtualenv under ``--work-dir`` (created on first use; PyPI access needed once).
+- ``--torch``: PyTorch eager (fp32, from the same source; needs the convert extra).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import platform
 import statistics
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -126,6 +131,59 @@ def bench_torch(name: str, batches: list[int], steps: int, repetitions: int, thr
     return result
 
 
+GENAI_PACKAGES = [
+    "onnxruntime-genai==0.18.0", "torch==2.13.0", "transformers>=5",
+    "onnx", "onnx-ir", "sentencepiece", "protobuf",
+]  # fmt: skip
+
+
+def bench_genai(name: str, batches: list[int], steps: int, repetitions: int, work_dir: Path) -> dict:
+    """Build onnxruntime-genai's INT4 model of the entry's source and time it in its own venv."""
+    import subprocess
+    import sys
+
+    from tokenizers import Tokenizer
+
+    from edgetts import store
+    from edgetts.converters import sources
+
+    venv = work_dir / "genai-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *GENAI_PACKAGES], check=True)
+    entry = store.get(name)
+    model_dir = work_dir / f"genai-{name}"
+    if not (model_dir / "genai_config.json").exists():
+        ref = entry.manifest.source["ref"]
+        if entry.manifest.source["kind"] == "hf-dir":
+            hf_dir = Path(ref)
+        else:
+            (work_dir / f"src-{name}").mkdir(exist_ok=True)
+            hf_dir = sources.prepare(ref, work_dir / f"src-{name}").hf_dir
+        subprocess.run(
+            [str(python), "-m", "onnxruntime_genai.models.builder", "-i", str(hf_dir), "-o", str(model_dir),
+             "-p", "int4", "-e", "cpu", "-c", str(work_dir / "genai-cache")],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
+    fmt = entry.manifest.prompt
+    ids = tokenizer.encode(fmt.prefix + PROMPT + fmt.suffix).ids
+    script = Path(__file__).with_name("genai_decode.py")
+    out = subprocess.run(
+        [str(python), str(script), str(model_dir), json.dumps(ids), "--batches", ",".join(map(str, batches)),
+         "--steps", str(steps), "--repetitions", str(repetitions)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    raw = json.loads(out.stdout)
+    return {
+        "prefill_ms": raw["prefill_ms"][str(batches[0])][0],
+        "prefill_sd": raw["prefill_ms"][str(batches[0])][1],
+        "prefill_ms_by_n": {int(k): v for k, v in raw["prefill_ms"].items()},
+        "step_ms": {int(k): tuple(v) for k, v in raw["step_ms"].items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,6 +194,8 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--torch", action="store_true", help="Also measure PyTorch eager (fp32).")
+    parser.add_argument("--genai", action="store_true", help="Also measure onnxruntime-genai (own venv).")
+    parser.add_argument("--work-dir", default="bench-out", help="Where the genai venv and models go.")
     parser.add_argument("--output", choices=("md", "json"), default="md")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -147,6 +207,10 @@ def main() -> None:
     report = {"conditions": conditions, "models": {}}
     for name in args.models.split(","):
         row = {"edgetts": bench_edgetts(name, batches, args.steps, args.repetitions, threads)}
+        if args.genai:
+            work_dir = Path(args.work_dir).resolve()
+            work_dir.mkdir(parents=True, exist_ok=True)
+            row["genai"] = bench_genai(name, batches, args.steps, args.repetitions, work_dir)
         if args.torch:
             row["torch"] = bench_torch(name, batches, args.steps, args.repetitions, threads)
         report["models"][name] = row
@@ -154,33 +218,30 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     print(f"Measured {conditions}.\n")
-    engines = ["edgetts"] + (["torch"] if args.torch else [])
-    header = (
+    baselines = [e for e, on in (("genai", args.genai), ("torch", args.torch)) if on]
+    print(
         "| model | engine | prefill ms | " + " | ".join(f"step ms N={n}" for n in batches) + " | tok/s N=1 |"
     )
-    print(header)
     print("|" + " --- |" * (3 + len(batches) + 1))
     for name, row in report["models"].items():
-        for engine in engines:
+        for engine in ["edgetts", *baselines]:
             r = row[engine]
             steps = [f"{r['step_ms'][n][0]:.2f} ± {r['step_ms'][n][1]:.2f}" for n in batches]
-            print(
-                f"| {name} | {engine} | {r['prefill_ms']:.1f} ± {r['prefill_sd']:.1f} | "
-                + " | ".join(steps)
-                + f" | {1000 / r['step_ms'][batches[0]][0]:.1f} |"
-            )
-        if args.torch:
-            ratios = [
-                f"{row['torch']['step_ms'][n][0] / row['edgetts']['step_ms'][n][0]:.2f}x" for n in batches
-            ]
-            print(
-                f"| {name} | torch / edgetts | "
-                f"{row['torch']['prefill_ms'] / row['edgetts']['prefill_ms']:.2f}x | "
-                + " | ".join(ratios)
-                + " | |"
-            )
+            cells = [name, engine, f"{r['prefill_ms']:.1f} ± {r['prefill_sd']:.1f}", *steps]
+            print("| " + " | ".join(cells) + f" | {1000 / r['step_ms'][batches[0]][0]:.1f} |")
+        for base in baselines:
+            ratios = [f"{row[base]['step_ms'][n][0] / row['edgetts']['step_ms'][n][0]:.2f}x" for n in batches]
+            prefill = f"{row[base]['prefill_ms'] / row['edgetts']['prefill_ms']:.2f}x"
+            print("| " + " | ".join([name, f"{base} / edgetts", prefill, *ratios]) + " | |")
         ttft = row["edgetts"]["ttft_n8_ms"]
-        print(f"\n{name}: edgetts time to first token at N=8: {ttft[0]:.1f} ± {ttft[1]:.1f} ms\n")
+        line = f"\n{name}: time to first token at N=8: edgetts {ttft[0]:.1f} ± {ttft[1]:.1f} ms"
+        if args.genai and 8 in row["genai"]["prefill_ms_by_n"]:
+            genai_ttft = row["genai"]["prefill_ms_by_n"][8][0] + row["genai"]["step_ms"][8][0]
+            line += (
+                f"; onnxruntime-genai (prefill at batch 8 + one step) {genai_ttft:.1f} ms "
+                f"({genai_ttft / ttft[0]:.1f}x)"
+            )
+        print(line + "\n")
 
 
 if __name__ == "__main__":
