@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import store
-from ..errors import ConversionError
+from ..errors import ConversionError, EdgeTTSError
 from ..manifest import MANIFEST_NAME, Architecture, Manifest
 from ..paths import models_dir
 from .quantize import QuantSettings
@@ -39,6 +39,14 @@ def default_name(source: str, quant: str, fmt: str) -> str:
         base = path.stem if path.suffix == ".gguf" else path.name
         base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._").lower() or "model"
     return f"{base}-{quant}" + ("-trt" if fmt == "tensorrt" else "")
+
+
+def _source_ref(source: str) -> str:
+    """How the manifest names a source: alias and hub id as given, paths absolute."""
+    from .aliases import BUILTIN_MODELS
+
+    path = Path(source).expanduser()
+    return source if source in BUILTIN_MODELS or not path.exists() else str(path.resolve())
 
 
 def _tool_versions() -> dict[str, str]:
@@ -169,6 +177,15 @@ def convert(
 
         check_available(settings.type)
     name = store.check_name(name or default_name(source, settings.type, fmt))
+    if store.exists(name) and not force:
+        existing = store.get(name)
+        m = existing.manifest
+        if (m.source["ref"], m.quant, m.format) == (_source_ref(source), settings.describe(), fmt):
+            return existing  # already converted from the same source with the same settings
+        raise EdgeTTSError(
+            f"a model named {name!r} is already in the store (from {m.source['ref']}, {m.quant_type}); "
+            "pass --force to replace it or --name to keep both"
+        )
     store.clean_stale_staging()
     try:
         with store.staging(name, replace=force) as tmp:  # refuses an existing name without force

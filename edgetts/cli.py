@@ -94,6 +94,9 @@ def convert(
         algorithm=int4_algo,
         accuracy_level=accuracy_level,
     )
+    from edgetts.converters.pipeline import default_name
+
+    existed = store.exists(name or default_name(source, quant, fmt)) and not force
     with console.status(f"converting {source}") as status:
         entry = run_convert(
             source,
@@ -108,9 +111,11 @@ def convert(
     if as_json:
         click.echo(entry.manifest.to_json(), nl=False)
     else:
+        verb = "already converted (--force converts again):" if existed else "[green]converted[/]"
         console.print(
-            f"[green]converted[/] {source} -> [bold]{entry.name}[/] "
-            f"({entry.manifest.quant_type}, {entry.size_bytes / 1e6:.1f} MB) in {entry.path}"
+            f"{verb} {source} -> [bold]{entry.name}[/] "
+            f"({entry.manifest.quant_type}, {entry.size_bytes / 1e6:.1f} MB) in {entry.path}",
+            soft_wrap=True,
         )
 
 

@@ -83,15 +83,17 @@ def test_interrupted_convert_leaves_nothing_behind(tiny_models, edgetts_home):
     assert list((edgetts_home / "models").iterdir()) == []
 
 
-def test_existing_entry_needs_force_and_force_replaces_atomically(entry, tiny_models):
+def test_existing_entry_is_reused_refused_or_replaced(entry, tiny_models):
+    source = str(tiny_models["llama"][0])
+    before = store.get("llama-int4").manifest
+    # Same source, same settings: the entry is already there, nothing is redone.
+    assert convert(source, QuantSettings(type="int4"), name="llama-int4").manifest == before
+    # Other settings under the same name: refused without --force.
     with pytest.raises(EdgeTTSError, match="--force"):
-        convert(str(tiny_models["llama"][0]), QuantSettings(type="int4"), name="llama-int4")
-    old_created = store.get("llama-int4").manifest.created
-    replaced = convert(
-        str(tiny_models["llama"][0]), QuantSettings(type="fp16"), name="llama-int4", force=True
-    )
+        convert(source, QuantSettings(type="fp16"), name="llama-int4")
+    replaced = convert(source, QuantSettings(type="fp16"), name="llama-int4", force=True)
     assert replaced.manifest.quant_type == "fp16"
-    assert store.verify("llama-int4").manifest.created >= old_created
+    assert store.verify("llama-int4").manifest.created >= before.created
     assert [p.name for p in (entry.parent).iterdir()] == ["llama-int4"]
 
 
