@@ -189,8 +189,12 @@ def build_decoder(hf_dir: Path, out_path: Path) -> Path:
         domain="com.microsoft",
         epsilon=eps,
     )
-    lm_head = weights.get("lm_head.weight", weights["model.embed_tokens.weight"])
-    g.node("MatMul", [normed, g.weight("lm_head.weight", lm_head.T)], "/lm_head/MatMul", outputs=["logits"])
+    head = weights.get("lm_head.weight")
+    if head is not None and not np.array_equal(head, weights["model.embed_tokens.weight"]):
+        head_name = g.weight("lm_head.weight", head.T)
+    else:  # tied: one copy in the file; the quantizers untie it (graph.untie_lm_head)
+        (head_name,) = g.node("Transpose", [embed], "/lm_head/Transpose", perm=[1, 0])
+    g.node("MatMul", [normed, head_name], "/lm_head/MatMul", outputs=["logits"])
 
     batch, seq, past, total_dim = (
         "batch_size",
