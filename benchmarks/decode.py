@@ -29,7 +29,7 @@ import numpy as np
 import onnxruntime as ort
 import psutil
 
-# A GSM8K-style question; with SmolLM2's chat template it is 82 tokens.
+# A GSM8K-style question: 74 tokens with SmolLM2's chat template, 73 with Qwen2.5's.
 PROMPT = (
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
     "How many clips did Natalia sell altogether in April and May? Think step by step."

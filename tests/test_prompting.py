@@ -1,0 +1,40 @@
+"""Prompt text and budget-forcing text per model family."""
+
+from __future__ import annotations
+
+from edgetts.manifest import PromptFormat
+from edgetts.runtime.prompting import DIRECT, STEP_BY_STEP, build_prompt, force_text
+
+INSTRUCT = PromptFormat(
+    prefix="<|im_start|>user\n", suffix="<|im_end|>\n<|im_start|>assistant\n", style="instruct",
+    answer_cue="Therefore, the final answer is", stop_token_ids=[2],
+)  # fmt: skip
+THINK = PromptFormat(
+    prefix="<|im_start|>user\n", suffix="<|im_end|>\n<|im_start|>assistant\n", style="think",
+    answer_cue="The final answer is", stop_token_ids=[2], think_start="<think>", think_end="</think>",
+)  # fmt: skip
+
+
+def test_instruct_reasons_step_by_step_and_is_cut_with_the_cue():
+    assert (
+        build_prompt(INSTRUCT, "Q?", 64)
+        == f"<|im_start|>user\nQ?{STEP_BY_STEP}<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert force_text(INSTRUCT) == "\nTherefore, the final answer is"
+
+
+def test_instruct_budget_zero_answers_directly():
+    assert build_prompt(INSTRUCT, "Q?", 0).endswith(
+        f"Q?{DIRECT}<|im_end|>\n<|im_start|>assistant\nTherefore, the final answer is"
+    )
+
+
+def test_think_opens_thinking_and_is_closed_at_the_budget():
+    assert build_prompt(THINK, "Q?", 64) == "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    assert force_text(THINK) == "\n</think>\n\nThe final answer is"
+    assert build_prompt(THINK, "Q?", 0).endswith("<think>\n</think>\n\nThe final answer is")
+
+
+def test_think_template_that_already_opens_the_tag_is_not_doubled():
+    opened = PromptFormat(**{**THINK.__dict__, "suffix": THINK.suffix + "<think>\n"})
+    assert build_prompt(opened, "Q?", 64).count("<think>") == 1
