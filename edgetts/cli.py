@@ -127,7 +127,7 @@ def convert(
     type=int,
     default=128,
     show_default=True,
-    help="Reasoning tokens before the answer is forced (0 = answer directly).",
+    help="Reasoning tokens before the answer is forced (0 = answer directly, -1 = no limit).",
 )
 @click.option(
     "--samples", "-n", type=int, default=1, show_default=True, help="Parallel samples to vote over."

@@ -97,7 +97,7 @@ def test_four_threads_sharing_an_engine_match_one(converted_tiny, edgetts_home):
     [
         (dict(prompt=""), "question is empty"),
         (dict(samples=0), "samples must be at least 1"),
-        (dict(budget=-1), "budget -1 is negative"),
+        (dict(budget=-2), "budget -2 is negative"),
         (dict(prompt="word " * 300), "exceeds the model's context of 256 tokens"),
         (dict(deadline=0), "not positive"),
     ],
@@ -153,3 +153,16 @@ def test_cli_generate_json_and_errors(converted_tiny, edgetts_home):
     for bad, expected in ((["-n", "0"], "samples must be at least 1"), (["--deadline", "soon"], "500ms")):
         result = subprocess.run([*cmd, *bad], capture_output=True, text=True, env=env)
         assert result.returncode != 0 and "Traceback" not in result.stderr and expected in result.stderr
+
+
+def test_budget_minus_one_thinks_until_the_context_is_full(tiny):
+    lm, tok = tiny
+    from edgetts.runtime.prompting import force_text
+
+    result = generate(lm, tok, QUESTION, budget=-1, samples=1, answer_tokens=4)
+    sample = result.samples[0]
+    forcing = len(tok.encode(force_text(lm.manifest.prompt), add_special_tokens=False).ids)
+    room = lm.manifest.architecture.context_length - result.prompt_tokens - forcing - 4
+    assert len(sample.think) <= room
+    if sample.forced_by == "budget":
+        assert len(sample.think) == room

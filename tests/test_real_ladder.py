@@ -31,8 +31,13 @@ def converted_int4(alias: str, home) -> store.StoreEntry:
         os.environ["EDGETTS_HOME"] = before or ""
 
 
-def test_qwen_int4_is_verified_and_solves_a_sum(tmp_path_factory):
-    entry = converted_int4("qwen2.5-coder-0.5b", tmp_path_factory.mktemp("qwen"))
+@pytest.fixture(scope="module")
+def qwen_int4(tmp_path_factory):
+    return converted_int4("qwen2.5-coder-0.5b", tmp_path_factory.mktemp("qwen"))
+
+
+def test_qwen_int4_is_verified_and_solves_a_sum(qwen_int4):
+    entry = qwen_int4
     arch = entry.manifest.architecture
     assert (arch.model_type, arch.layers, arch.kv_heads, arch.vocab_size) == ("qwen2", 24, 2, 151936)
     assert entry.manifest.source["kind"] == "alias"
@@ -50,3 +55,19 @@ def test_gemma_int4_is_verified_and_shares_its_tied_embedding(tmp_path_factory):
     assert entry.manifest.architecture.model_type == "gemma3_text"
     assert entry.manifest.graph["tied_embedding_shared"]
     assert entry.size_bytes < 230e6, f"{entry.size_bytes / 1e6:.1f} MB"  # 288 MB unshared
+
+
+def test_votes_stop_early_once_decided(qwen_int4):
+    """Five samples on an easy sum: in some seeds three agree while two still think, and the
+    decode stops there; the cancelled samples do not vote."""
+    from edgetts.runtime.generator import generate
+
+    lm = OnnxCausalLM(qwen_int4.path)
+    tokenizer = Tokenizer.from_file(str(qwen_int4.path / "tokenizer.json"))
+    runs = [generate(lm, tokenizer, "What is 2 + 2?", budget=48, samples=5, seed=seed) for seed in range(6)]
+    assert all(run.answer == "4" for run in runs)
+    early = [run for run in runs if run.stopped_early]
+    assert early, "no seed stopped early"
+    for run in early:
+        assert sum(run.votes.values()) < 5
+        assert any(sample.value is None for sample in run.samples)  # cancelled: no vote

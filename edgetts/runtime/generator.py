@@ -26,6 +26,7 @@ from .sampling import GREEDY, SamplingParams, sample_rows
 # Safety factor on the measured step time when reserving time for the forced answer: a step of
 # the answer phase can be slower than the running mean (thermal throttling, other load).
 RESERVE_FACTOR = 1.5
+UNLIMITED = -1  # budget value meaning "until the context is full"
 
 
 @dataclass
@@ -80,7 +81,8 @@ def generate(
     sample_indices: list[int] | None = None,
     on_token: Callable[[int], None] | None = None,
 ) -> Generation:
-    """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens.
+    """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens
+    (0 = answer directly, -1 = until the context is full).
 
     ``deadline`` (seconds from the call) is enforced: unfinished samples are forced to answer
     while the measured time still covers forcing and ``answer_tokens`` answer tokens.
@@ -94,6 +96,8 @@ def generate(
     prompt_ids = tokenizer.encode(build_prompt(fmt, question, budget)).ids
     force_ids = tokenizer.encode(force_text(fmt), add_special_tokens=False).ids
     limit = lm.manifest.architecture.context_length
+    if budget == UNLIMITED:  # think until the context is full (vLLM / llama.cpp's -1)
+        budget = max(0, limit - len(prompt_ids) - len(force_ids) - answer_tokens)
     needed = len(prompt_ids) + budget + len(force_ids) + answer_tokens
     if needed > limit:
         raise EdgeTTSError(
@@ -223,8 +227,10 @@ def _check_request(
 ) -> None:
     if not question or not question.strip():
         raise EdgeTTSError("the question is empty; pass the text to answer")
-    if budget < 0:
-        raise EdgeTTSError(f"budget {budget} is negative; use 0 to answer directly or a token count")
+    if budget < UNLIMITED:
+        raise EdgeTTSError(
+            f"budget {budget} is negative; use 0 to answer directly, a token count, or -1 for no limit"
+        )
     if samples < 1:
         raise EdgeTTSError(f"samples must be at least 1 (got {samples})")
     if answer_tokens < 1:
