@@ -57,7 +57,7 @@ def _version(dist: str) -> str:
     return version(dist)
 
 
-def export_onnx(hf_dir: Path, out_dir: Path) -> Path:
+def export_onnx(hf_dir: Path, out_dir: Path, opset: int | None = None) -> Path:
     """Export ``hf_dir`` to ``out_dir/model.onnx`` (fp32, inputs_ids/attention_mask/
     position_ids/past_key_values.*) and return its path."""
     from optimum.exporters.onnx import main_export
@@ -71,6 +71,7 @@ def export_onnx(hf_dir: Path, out_dir: Path) -> Path:
                 device="cpu",
                 do_validation=False,
                 local_files_only=True,
+                opset=opset,
             )
         except (ValueError, KeyError, NotImplementedError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -22,6 +22,7 @@ from .quantize import QuantSettings
 
 FORMATS = ("onnx", "tensorrt")
 EXPORTERS = ("auto", "optimum")
+FP8_OPSET = 19
 # Above this, protobuf cannot hold the model in one file; weights go to model.onnx.data.
 _SINGLE_FILE_LIMIT = 1_800_000_000
 _TOOLS = ("edgetts", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "gguf")
@@ -233,7 +234,10 @@ def _build_entry(
         used = "edgetts-builder"
     else:
         progress("exporting to ONNX with KV cache")
-        model = onnx.load(str(export.export_onnx(prepared.hf_dir, work / "onnx")))
+        # FP8 Q/DQ needs opset 19; exporting at 19 spares the quantizer an in-memory opset
+        # conversion, which fails beyond protobuf's 2 GB (Qwen2.5-0.5B in fp32).
+        opset = FP8_OPSET if settings.type == "fp8" else None
+        model = onnx.load(str(export.export_onnx(prepared.hf_dir, work / "onnx", opset=opset)))
         used = "optimum"
         if for_ort:
             progress("fusing normalization and rotary embedding")
