@@ -90,8 +90,9 @@ def _norm(
     return normed, summed
 
 
-def build_decoder(hf_dir: Path, out_path: Path) -> Path:
-    """Write ``out_path`` (fp32 ONNX with external data) from the HF folder's weights."""
+def build_decoder(hf_dir: Path) -> onnx.ModelProto:
+    """The fp32 decoder graph of the HF folder's weights (in memory; the pipeline quantizes and
+    saves it)."""
     import json
 
     import torch
@@ -223,12 +224,4 @@ def build_decoder(hf_dir: Path, out_path: Path) -> Path:
         graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
     )
     model.ir_version = 10
-    onnx.save_model(
-        model,
-        str(out_path),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=out_path.name + ".data",
-        size_threshold=1024,
-    )
-    return out_path
+    return model

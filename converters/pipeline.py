@@ -230,7 +230,7 @@ def _build_entry(
     if for_ort and exporter == "auto" and builder.supports(config):
         progress("building the ONNX decoder (GroupQueryAttention, KV cache)")
         with export.quiet_libraries():
-            model = onnx.load(str(builder.build_decoder(prepared.hf_dir, work / "decoder.onnx")))
+            model = builder.build_decoder(prepared.hf_dir)
         used = "edgetts-builder"
     else:
         progress("exporting to ONNX with KV cache")
