@@ -166,3 +166,20 @@ def test_budget_minus_one_thinks_until_the_context_is_full(tiny):
     assert len(sample.think) <= room
     if sample.forced_by == "budget":
         assert len(sample.think) == room
+
+
+def test_slow_prefill_does_not_force_the_answer_early(tiny):
+    """A long prompt's prefill says little about a decode step; with time to spare the samples
+    must think to their budget, not be forced at once."""
+    lm, tok = tiny
+    forward = lm.forward
+
+    def slow_prefill(input_ids, past, *args, **kwargs):
+        if input_ids.shape[1] > 1 and not any(v.shape[2] for v in past.values()):
+            time.sleep(0.5)
+        return forward(input_ids, past, *args, **kwargs)
+
+    lm.forward = slow_prefill
+    result = generate(lm, tok, QUESTION, budget=10, samples=2, seed=0, sampling=WARM, deadline=5.0)
+    assert result.forced_by in ("budget", "none")
+    assert all(s.forced_by != "deadline" for s in result.samples)

@@ -117,7 +117,10 @@ def generate(
         np.ones((rows, len(prompt_ids)), dtype=np.int64),
     )
     next_logits = np.repeat(logits[:, -1], rows, axis=0)
-    step_time = prefill_done - start  # pessimistic until a decode step has been measured
+    # Until a decode step has been measured, the deadline guard only stops at the deadline
+    # itself: the prefill time says little about a step (it amortises the weights over the
+    # prompt), and taking it as the step time forced every long prompt to answer at once.
+    step_time = 0.0
     measured = False
     stopped_early = False
     answering = budget == 0  # the budget-0 prompt already ends with the answer cue
@@ -140,7 +143,9 @@ def generate(
             over_budget = len(batch.samples[0].think) >= budget  # every active row has thought alike
             force_steps = 1 if len(batch.samples) == 1 else len(force_ids)
             reserve = RESERVE_FACTOR * step_time * (answer_tokens + force_steps)
-            late = deadline is not None and elapsed + step_time + reserve >= deadline
+            late = deadline is not None and (
+                elapsed + step_time + reserve >= deadline if measured else elapsed >= deadline
+            )
             if over_budget or late:
                 forced_by = "budget" if over_budget else "deadline"
                 for sample in batch.samples:
