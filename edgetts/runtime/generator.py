@@ -54,10 +54,12 @@ class Generation:
 
 
 class _Batch:
-    """The rows still being decoded: their samples, KV cache and attention mask."""
+    """The rows still being decoded: their samples, KV cache and its length. Every row shares
+    the prompt and grows by one token per step, so the attention mask is all ones and is made
+    from the length when needed instead of being kept and re-indexed."""
 
-    def __init__(self, samples: list[Sample], past: Past, mask: np.ndarray):
-        self.samples, self.past, self.mask = samples, past, mask
+    def __init__(self, samples: list[Sample], past: Past, length: int):
+        self.samples, self.past, self.length = samples, past, length
 
     def keep(self, rows: list[int]) -> None:
         if len(rows) == len(self.samples):
@@ -65,7 +67,6 @@ class _Batch:
         index = np.asarray(rows, dtype=np.int64)
         self.samples = [self.samples[r] for r in rows]
         self.past = {name: value[index] for name, value in self.past.items()}
-        self.mask = self.mask[index]
 
 
 def generate(
@@ -114,7 +115,7 @@ def generate(
     batch = _Batch(
         all_samples,
         {name: np.repeat(value, rows, axis=0) for name, value in past.items()},
-        np.ones((rows, len(prompt_ids)), dtype=np.int64),
+        len(prompt_ids),
     )
     next_logits = np.repeat(logits[:, -1], rows, axis=0)
     # Until a decode step has been measured, the deadline guard only stops at the deadline
@@ -212,8 +213,9 @@ def _feed(lm: OnnxCausalLM, batch: _Batch, tokens) -> np.ndarray:
     ids = np.asarray(tokens, dtype=np.int64)
     if ids.ndim == 1:
         ids = np.repeat(ids[None, :], len(batch.samples), axis=0)
-    batch.mask = np.concatenate([batch.mask, np.ones(ids.shape, dtype=np.int64)], axis=1)
-    logits, batch.past = lm.forward(ids, batch.past, batch.mask)
+    batch.length += ids.shape[1]
+    mask = np.ones((ids.shape[0], batch.length), dtype=np.int64)
+    logits, batch.past = lm.forward(ids, batch.past, mask)
     return logits[:, -1]
 
 
