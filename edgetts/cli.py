@@ -140,7 +140,7 @@ def convert(
 @click.option(
     "--temperature", type=float, help="Sampling temperature (default: greedy for 1 sample, else 0.7)."
 )
-@click.option("--threads", type=int, help="Intra-op threads (default: physical cores).")
+@click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def generate(
     question: str,
@@ -239,8 +239,8 @@ def main() -> None:
     except click.exceptions.Abort:
         console.print("interrupted")
         sys.exit(130)
-    except click.ClickException as err:
-        err.show()
+    except click.ClickException as err:  # bad options: one line too, with click's exit code
+        console.print(f"[red]error:[/] {err.format_message().rstrip('.')} (see --help)", highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted; nothing was left half-written")

@@ -150,7 +150,11 @@ def test_cli_generate_json_and_errors(converted_tiny, edgetts_home):
     }
     assert out["config"] == {"model": "llama-int4", "quant": "int4", "budget": 6, "samples": 2}
     assert out["tokens"]["think"] == [6, 6] or out["forced_by"] in ("none", "deadline")
-    for bad, expected in ((["-n", "0"], "samples must be at least 1"), (["--deadline", "soon"], "500ms")):
+    for bad, expected in (
+        (["-n", "0"], "samples must be at least 1"),
+        (["--deadline", "soon"], "500ms"),
+        (["--threads", "-3"], "--threads"),
+    ):
         result = subprocess.run([*cmd, *bad], capture_output=True, text=True, env=env)
         assert result.returncode != 0 and "Traceback" not in result.stderr and expected in result.stderr
 
