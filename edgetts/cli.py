@@ -240,7 +240,9 @@ def main() -> None:
         console.print("interrupted")
         sys.exit(130)
     except click.ClickException as err:  # bad options: one line too, with click's exit code
-        console.print(f"[red]error:[/] {err.format_message().rstrip('.')} (see --help)", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]error:[/] {err.format_message().rstrip('.')} (see --help)", highlight=False, soft_wrap=True
+        )
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted; nothing was left half-written")
