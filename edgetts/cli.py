@@ -14,6 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__, store
+from .cli_devices import devices
+from .cli_plan import calibrate, plan_command, run_command
+from .cli_profile import profile
 from .errors import EdgeTTSError
 
 console = Console(stderr=True)
@@ -228,6 +231,10 @@ def remove(name: str) -> None:
     """Delete NAME from the store."""
     store.remove(name)
     console.print(f"removed {name}")
+
+
+for command in (profile, devices, calibrate, plan_command, run_command):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -10,9 +10,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+import psutil
 from tokenizers import Tokenizer
 
 from . import store
+from .errors import EdgeTTSError
+from .planner.candidates import build as build_candidates
+from .planner.scheduler import plan
+from .profiling.device_profile import DeviceProfile, load_for
 from .runtime.generator import Generation, generate
 from .runtime.onnx_model import OnnxCausalLM
 from .runtime.sampling import SamplingParams
@@ -32,6 +37,7 @@ class Answer:
     votes: dict[str, int]
     stopped_early: bool
     samples: list[str] = field(default_factory=list)
+    planned: dict[str, object] | None = None  # solve(): predicted_ms, predicted_accuracy, energy
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -45,14 +51,82 @@ class Answer:
             "votes": self.votes,
             "stopped_early": self.stopped_early,
             "samples": self.samples,
+            **(self.planned or {}),
         }
 
 
 class Engine:
-    def __init__(self, threads: int | None = None):
+    def __init__(
+        self, threads: int | None = None, profile: DeviceProfile | None = None, eval_name: str = "gsm8k"
+    ):
+        """``profile``: the device profile :meth:`solve` plans with (default: this device's);
+        ``eval_name``: whose calibration tables give the accuracies it maximises."""
         self.threads = threads
+        self.eval_name = eval_name
+        self._profile = profile
         self._models: dict[str, tuple[OnnxCausalLM, Tokenizer]] = {}
         self._lock = threading.Lock()
+
+    def device_profile(self) -> DeviceProfile:
+        with self._lock:
+            if self._profile is None:
+                from .profiling.device import detect
+
+                self._profile = load_for(detect().id)
+            return self._profile
+
+    def plan(self, question: str, latency: float, energy: float | None = None, best_effort: bool = False):
+        """The configuration :meth:`solve` would run, and the candidates it was chosen from."""
+        if latency <= 0:
+            raise EdgeTTSError(f"latency {latency} s is not positive")
+        candidates, notes = build_candidates(self.device_profile(), question, self.eval_name)
+        if not len(candidates):
+            raise EdgeTTSError("nothing to plan with: " + "; ".join(notes or ["the profile has no models"]))
+        memory = psutil.virtual_memory().available + psutil.Process().memory_info().rss
+        return plan(
+            candidates, latency, energy_j=energy, memory_bytes=memory, best_effort=best_effort
+        ), candidates
+
+    def solve(
+        self,
+        question: str,
+        latency: float,
+        energy: float | None = None,
+        best_effort: bool = False,
+        seed: int = 0,
+    ) -> Answer:
+        """Answer ``question`` as accurately as the device can within ``latency`` seconds: plan
+        (model, budget, N) from the profile and calibration, run it under the deadline guard,
+        and report the prediction next to what it cost."""
+        chosen = self.plan(question, latency, energy, best_effort)[0].chosen
+        config = chosen.config
+        meter = self._meter()
+        meter.begin()
+        answer = self.generate(
+            question,
+            model=config.model,
+            budget=config.budget,
+            samples=config.samples,
+            deadline=latency,
+            seed=seed,
+        )
+        reading = meter.end()
+        answer.planned = {
+            "predicted_ms": round(1000 * chosen.latency_s, 1),
+            "predicted_accuracy": round(chosen.accuracy, 4),
+            "predicted_energy_j": None if chosen.energy_j is None else round(chosen.energy_j, 3),
+            "energy_j": None if reading.joules is None else round(reading.joules, 3),
+            "energy_source": reading.source,
+        }
+        return answer
+
+    def _meter(self):
+        from .devices import load_spec
+        from .profiling.device import detect
+        from .profiling.energy import select_meter
+
+        info = detect()
+        return select_meter(info, load_spec(info.spec_id) if info.spec_id else None)
 
     def load(self, model: str) -> tuple[OnnxCausalLM, Tokenizer]:
         with self._lock:

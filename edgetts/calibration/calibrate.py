@@ -1,0 +1,91 @@
+"""`edgetts calibrate`: run a store entry over an eval set and keep acc(budget, N) with it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from .. import __version__, evals, store
+from ..errors import EdgeTTSError
+from ..runtime.onnx_model import OnnxCausalLM, default_threads
+from ..runtime.sampling import SamplingParams
+from .runner import calibrate_question
+from .tables import Calibration, calibration_path, parse
+
+DEFAULT_BUDGETS = (0, 32, 64, 128, 256, 512)
+
+
+def eval_name(name_or_path: str) -> str:
+    return "gsm8k" if name_or_path.lower() == "gsm8k" else Path(name_or_path).stem
+
+
+def calibrate(
+    model: str, eval_set: str = "gsm8k", start: int = 0, limit: int | None = None,
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS, samples: int = 16, answer_tokens: int = 16, seed: int = 0,
+    threads: int | None = None, restart: bool = False,
+    on_question: Callable[[int, int], None] | None = None, on_step: Callable[[], None] | None = None,
+) -> Calibration:  # fmt: skip
+    """Calibrate ``model`` on questions ``start…`` of ``eval_set``; resumes an interrupted run
+    with the same settings, refuses to mix settings unless ``restart``."""
+    if samples < 1:
+        raise EdgeTTSError(f"--samples must be at least 1 (got {samples})")
+    if not budgets or min(budgets) < 0 or len(set(budgets)) != len(budgets):
+        raise EdgeTTSError(f"budgets must be distinct token counts >= 0 (got {list(budgets)})")
+    entry = store.get(model)
+    problems = evals.load(eval_set, start, limit)
+    params = SamplingParams()
+    settings = {
+        "budgets": sorted(budgets),
+        "samples": samples,
+        "answer_tokens": answer_tokens,
+        "seed": seed,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+    }
+    name = eval_name(eval_set)
+    path = calibration_path(model, name)
+    calibration = Calibration(model, name, settings, path=path)
+    if path.exists() and not restart:
+        previous = parse(path.read_text(encoding="utf-8"), str(path))
+        if previous.settings != settings:
+            raise EdgeTTSError(
+                f"{path} was calibrated with other settings ({previous.settings}); "
+                "pass --restart to replace it"
+            )
+        calibration.results = previous.results
+    calibration.conditions = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "edgetts": __version__,
+        "onnxruntime": ort.__version__,
+        "quant": entry.manifest.quant_type,
+        "threads": threads or default_threads(),
+        "eval_path": str(evals.resolve(eval_set)),
+    }
+    lm = OnnxCausalLM(entry.path, entry.manifest, threads=threads)
+    tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
+    done = calibration.done()
+    for number, problem in enumerate(problems):
+        if on_question:
+            on_question(number, len(problems))
+        if problem.index in done:
+            continue
+        answers = calibrate_question(
+            lm, tokenizer, problem.question, settings["budgets"], samples,
+            answer_tokens=answer_tokens, seed=seed, params=params, on_step=on_step,
+        )  # fmt: skip
+        calibration.results.append({
+            "index": problem.index,
+            "reference": problem.reference,
+            "sampled": answers.sampled,
+            "greedy": answers.greedy,
+            "think_tokens": [len(t) for t in answers.think_tokens],
+        })  # fmt: skip
+        calibration.save()
+    if not calibration.results:
+        raise EdgeTTSError(f"no questions were calibrated for {model}")
+    calibration.save()
+    return calibration

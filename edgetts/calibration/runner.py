@@ -1,0 +1,173 @@
+"""Calibration runs: per question, K sampled answers (plus the greedy one) at every budget checkpoint,
+from *one* generation up to the largest budget.
+
+How one pass serves every budget: the thinking prompt is the same for every budget > 0 and
+sample i draws from its own seeded stream, so a run with budget b thinks exactly the first b
+tokens of a run with a larger budget. At each checkpoint b the rows still thinking are branched —
+their KV cache is kept by reference (the numpy forward pass never mutates its inputs) and their
+random streams are copied — forced to answer as the runtime would at budget b, and the main pass
+goes on as if nothing happened. A row that ended on its own before b answers from its reasoning,
+as in the runtime. Budget 0 uses its own direct-answer prompt.
+
+N = 1 at run time is greedy decoding, not one sample: so a greedy row rides along and acc(b, 1)
+comes from it; acc(b, N ≥ 2) comes from the K sampled rows (see accuracy.py).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from ..runtime.onnx_model import OnnxCausalLM, Past
+from ..runtime.prompting import build_prompt, force_text
+from ..runtime.sampling import GREEDY, SamplingParams, sample_rows
+from ..tts.answers import extract_answer
+
+
+@dataclass
+class QuestionAnswers:
+    """``sampled[k][j]``: sample k's answer at ``budgets[j]``; ``greedy[j]`` the greedy one's."""
+
+    sampled: list[list[str | None]]
+    greedy: list[str | None]
+    think_tokens: list[list[int]]  # per row (greedy last): thought before stopping or the last budget
+
+
+class _Rows:
+    """Rows decoded together: row r uses ``params[r]`` and ``generators[r]`` (None = greedy)."""
+
+    def __init__(self, generators: list[np.random.Generator | None], past: Past, length: int):
+        self.generators, self.past, self.length = generators, past, length
+
+    def sample(self, logits: np.ndarray, params: SamplingParams) -> np.ndarray:
+        tokens = np.empty(len(self.generators), dtype=np.int64)
+        sampled = [r for r, g in enumerate(self.generators) if g is not None]
+        greedy = [r for r, g in enumerate(self.generators) if g is None]
+        if sampled:
+            tokens[sampled] = sample_rows(logits[sampled], params, [self.generators[r] for r in sampled])
+        if greedy:
+            tokens[greedy] = sample_rows(logits[greedy], GREEDY, [])
+        return tokens
+
+    def feed(self, lm: OnnxCausalLM, ids: np.ndarray) -> np.ndarray:
+        self.length += ids.shape[1]
+        mask = np.ones((ids.shape[0], self.length), dtype=np.int64)
+        logits, self.past = lm.forward(ids, self.past, mask)
+        return logits[:, -1]
+
+    def subset(self, rows: list[int]) -> _Rows:
+        index = np.asarray(rows, dtype=np.int64)
+        past = {name: value[index] for name, value in self.past.items()}
+        return _Rows([self.generators[r] for r in rows], past, self.length)
+
+
+def _answer(
+    lm: OnnxCausalLM, rows: _Rows, logits: np.ndarray, params: SamplingParams, stop: set[int], limit: int
+) -> list[list[int]]:
+    """Decode up to ``limit`` answer tokens for every row; rows stop at a stop token."""
+    out: list[list[int]] = [[] for _ in rows.generators]
+    active = list(range(len(out)))
+    for _ in range(limit):
+        tokens = rows.sample(logits, params)
+        keep = []
+        for position, row in enumerate(active):
+            token = int(tokens[position])
+            if token in stop:
+                continue
+            out[row].append(token)
+            keep.append(position)
+        if not keep or len(out[active[keep[0]]]) >= limit:
+            break
+        if len(keep) < len(active):
+            rows = rows.subset(keep)
+            logits, tokens = logits[keep], tokens[keep]
+            active = [active[p] for p in keep]
+        logits = rows.feed(lm, tokens.reshape(-1, 1))
+    return out
+
+
+def _prefill(lm: OnnxCausalLM, ids: list[int], generators) -> tuple[_Rows, np.ndarray]:
+    logits, past = lm.forward(np.array([ids], dtype=np.int64), lm.empty_past(1))
+    count = len(generators)
+    rows = _Rows(generators, {n: np.repeat(v, count, axis=0) for n, v in past.items()}, len(ids))
+    return rows, np.repeat(logits[:, -1], count, axis=0)
+
+
+def calibrate_question(
+    lm: OnnxCausalLM, tokenizer: Tokenizer, question: str, budgets: list[int], samples: int,
+    answer_tokens: int = 16, seed: int = 0, params: SamplingParams | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> QuestionAnswers:  # fmt: skip
+    """Answers of ``samples`` sampled rows and one greedy row at every budget in ``budgets``."""
+    params = params or SamplingParams()
+    fmt = lm.manifest.prompt
+    stop = set(fmt.stop_token_ids)
+    decode = tokenizer.decode
+    rows_total = samples + 1  # the greedy row is last
+    answers: list[list[str | None]] = [[None] * len(budgets) for _ in range(rows_total)]
+    think_tokens: list[list[int]] = [[] for _ in range(rows_total)]
+
+    if 0 in budgets:
+        generators = [np.random.default_rng([seed, i]) for i in range(samples)] + [None]
+        rows, logits = _prefill(lm, tokenizer.encode(build_prompt(fmt, question, 0)).ids, generators)
+        for row, tokens in enumerate(_answer(lm, rows, logits, params, stop, answer_tokens)):
+            answers[row][budgets.index(0)] = extract_answer(decode(tokens))
+    thinking = sorted(b for b in budgets if b > 0)
+    if not thinking:
+        return QuestionAnswers([a for a in answers[:samples]], answers[samples], think_tokens)
+
+    force_ids = tokenizer.encode(force_text(fmt), add_special_tokens=False).ids
+    generators = [np.random.default_rng([seed, i]) for i in range(samples)] + [None]
+    rows, logits = _prefill(lm, tokenizer.encode(build_prompt(fmt, question, thinking[0])).ids, generators)
+    active = list(range(rows_total))  # original row index of each row still thinking
+    for step in range(thinking[-1] + 1):
+        if step in thinking:  # checkpoint: every row still thinking is forced to answer here
+            # The branch shares the cache (forward() never mutates its inputs) and copies the
+            # random streams, so the main pass samples exactly what it would have without it.
+            branch = _Rows([copy.deepcopy(g) for g in rows.generators], rows.past, rows.length)
+            branch_logits = _force(lm, branch, force_ids)
+            said = _answer(lm, branch, branch_logits, params, stop, answer_tokens)
+            for position, tokens in enumerate(said):
+                row = active[position]  # an empty forced answer falls back to the reasoning, as at run time
+                answers[row][budgets.index(step)] = extract_answer(decode(tokens or think_tokens[row]))
+            if step == thinking[-1]:
+                break
+        tokens = rows.sample(logits, params)
+        keep = []
+        for position, token in enumerate(tokens.tolist()):
+            row = active[position]
+            if token in stop:  # ended on its own: answers from its reasoning at every later budget
+                value = extract_answer(decode(think_tokens[row]))
+                for j, budget in enumerate(budgets):
+                    if budget > step:
+                        answers[row][j] = value
+                continue
+            think_tokens[row].append(token)
+            keep.append(position)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            rows = rows.subset(keep)
+            tokens = tokens[keep]
+            active = [active[p] for p in keep]
+        logits = rows.feed(lm, tokens.reshape(-1, 1))
+        if on_step:
+            on_step()
+    return QuestionAnswers(answers[:samples], answers[samples], think_tokens)
+
+
+def _force(lm: OnnxCausalLM, rows: _Rows, force_ids: list[int]) -> np.ndarray:
+    """Feed the forcing text (one token per step in a batch: GroupQueryAttention on the CPU takes
+    several new tokens after a cache only at batch 1, as in the generator)."""
+    count = len(rows.generators)
+    ids = np.asarray(force_ids, dtype=np.int64)
+    if count == 1:
+        return rows.feed(lm, ids.reshape(1, -1))
+    logits = None
+    for token in ids:
+        logits = rows.feed(lm, np.full((count, 1), token, dtype=np.int64))
+    return logits

@@ -1,0 +1,130 @@
+"""Calibration files: the raw answers of every question and the accuracy table made from them.
+
+One JSON file per (model, eval set): ``$EDGETTS_HOME/calibration/<model>.<eval>.json`` for the
+user's own runs, and ``edgetts/calibration/tables/`` for the default ladder's tables that ship
+with the package. The file is rewritten atomically after every question, so a long calibration
+that is interrupted keeps what it did and resumes where it stopped when run again with the same
+settings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import paths
+from ..atomic import write_text_atomic
+from ..errors import EdgeTTSError
+from .accuracy import AccuracyTable, accuracy_table, wilson_interval
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Calibration:
+    model: str
+    eval: str  # "gsm8k" or the file's stem
+    settings: dict[str, Any]  # budgets, samples, answer_tokens, seed, temperature, top_p
+    conditions: dict[str, Any] = field(default_factory=dict)  # date, versions, threads, quant
+    results: list[dict[str, Any]] = field(default_factory=list)  # index, reference, sampled, greedy
+    path: Path | None = None
+
+    @property
+    def budgets(self) -> list[int]:
+        return list(self.settings["budgets"])
+
+    def done(self) -> set[int]:
+        return {int(r["index"]) for r in self.results}
+
+    def table(self) -> AccuracyTable:
+        """acc(b, N): N ≥ 2 from the sampled answers' exact vote expectation, N = 1 from the
+        greedy answers (the runtime decodes a single sample greedily)."""
+        if not self.results:
+            raise EdgeTTSError(f"the calibration of {self.model} on {self.eval} has no questions yet")
+        table = accuracy_table(
+            [r["sampled"] for r in self.results],
+            [r["reference"] for r in self.results],
+            self.budgets,
+            int(self.settings["samples"]),
+        )
+        greedy = np.mean(
+            [[answer == r["reference"] for answer in r["greedy"]] for r in self.results], axis=0, dtype=float
+        )
+        mean, low, high = table.mean.copy(), table.low.copy(), table.high.copy()
+        mean[:, 0] = greedy
+        low[:, 0], high[:, 0] = wilson_interval(greedy, len(self.results))
+        return AccuracyTable(table.budgets, table.samples, mean, low, high, table.questions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "eval": self.eval,
+            "settings": self.settings,
+            "conditions": self.conditions,
+            "questions": len(self.results),
+            "table": self.table().to_dict() if self.results else None,
+            "results": self.results,
+        }
+
+    def save(self) -> Path:
+        target = self.path or calibration_path(self.model, self.eval)
+        write_text_atomic(target, json.dumps(self.to_dict(), separators=(",", ":")))
+        self.path = target
+        return target
+
+
+def calibration_dir() -> Path:
+    return paths.home() / "calibration"
+
+
+def calibration_path(model: str, eval_name: str) -> Path:
+    return calibration_dir() / f"{model}.{eval_name}.json"
+
+
+def parse(text: str, where: str) -> Calibration:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise EdgeTTSError(
+            f"{where} is not valid JSON ({err.msg} at line {err.lineno}); run `edgetts calibrate` again"
+        ) from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise EdgeTTSError(
+            f"{where} is not a calibration file of schema version {SCHEMA_VERSION}; "
+            "run `edgetts calibrate` again"
+        )
+    try:
+        calibration = Calibration(
+            model=str(data["model"]),
+            eval=str(data["eval"]),
+            settings=dict(data["settings"]),
+            conditions=dict(data.get("conditions") or {}),
+            results=list(data["results"]),
+        )
+        for result in calibration.results:
+            if len(result["greedy"]) != len(calibration.budgets) or len(result["sampled"]) != int(
+                calibration.settings["samples"]
+            ):
+                raise ValueError(f"question {result['index']} has the wrong number of answers")
+    except (KeyError, TypeError, ValueError) as err:
+        raise EdgeTTSError(f"{where} is malformed ({err}); run `edgetts calibrate` again") from None
+    return calibration
+
+
+def load(model: str, eval_name: str = "gsm8k") -> Calibration | None:
+    """The user's calibration of ``model`` on ``eval_name``, else the shipped one, else None."""
+    own = calibration_path(model, eval_name)
+    if own.exists():
+        calibration = parse(own.read_text(encoding="utf-8"), str(own))
+        calibration.path = own
+        return calibration
+    shipped = resources.files("edgetts.calibration") / "tables" / f"{model}.{eval_name}.json"
+    if shipped.is_file():
+        return parse(shipped.read_text(encoding="utf-8"), f"the shipped calibration {model}.{eval_name}.json")
+    return None

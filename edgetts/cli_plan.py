@@ -1,0 +1,217 @@
+"""`edgetts calibrate`, `edgetts plan` and `edgetts run`: accuracy tables, the latency-target
+planner, and answering a question within a latency budget."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+
+from .cli_profile import profile_this_device, progress_bar, split_names, stdout_console
+from .durations import parse_duration
+from .errors import EdgeTTSError
+
+console = Console(stderr=True)
+
+
+def parse_energy(text: str | None) -> float | None:
+    """Joules as users write them: ``5J``, ``500mJ`` or a bare number."""
+    if text is None:
+        return None
+    value = text.strip().lower()
+    scale = 1e-3 if value.endswith("mj") else 1.0
+    try:
+        joules = float(value.removesuffix("mj").removesuffix("j")) * scale
+    except ValueError:
+        raise EdgeTTSError(f"cannot read the energy {text!r}: write it like 5J or 500mJ") from None
+    if joules <= 0:
+        raise EdgeTTSError(f"the energy cap {text!r} is not positive")
+    return joules
+
+
+def parse_budgets(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise EdgeTTSError(f"--budgets {text!r} is not a comma-separated list of token counts") from None
+
+
+@click.command()
+@click.argument("model")
+@click.option("--eval", "eval_set", default="gsm8k", show_default=True, help="gsm8k or a JSONL file.")
+@click.option(
+    "--from", "start", type=click.IntRange(min=0), default=0, show_default=True, help="First question."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Number of questions (default: all from --from).")
+@click.option("--budgets", default="0,32,64,128,256,512", show_default=True, help="Budget checkpoints.")
+@click.option(
+    "--samples", type=click.IntRange(min=1), default=16, show_default=True, help="K samples per question."
+)
+@click.option("--answer-tokens", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
+@click.option("--restart", is_flag=True, help="Replace a calibration made with other settings.")
+@click.option("--json", "as_json", is_flag=True, help="Print the accuracy table as JSON.")
+def calibrate(
+    model: str, eval_set: str, start: int, limit: int | None, budgets: str, samples: int, answer_tokens: int,
+    seed: int, threads: int | None, restart: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Measure MODEL's accuracy at every budget and sample count on an eval set.
+
+    K samples per question are generated once up to the largest budget, with an answer probe
+    at every budget checkpoint; acc(budget, N) is the exact expectation of the majority vote
+    over N of them (N = 1: greedy). Interrupted runs resume.
+    """
+    from rich.table import Table
+
+    from .calibration.calibrate import calibrate as run_calibration
+    from .evals import load
+
+    total = len(load(eval_set, start, limit))
+    with progress_bar(f"calibrating {model}", total) as advance:
+        calibration = run_calibration(
+            model, eval_set, start, limit, parse_budgets(budgets), samples, answer_tokens, seed, threads,
+            restart, on_question=lambda i, n: advance() if i else None,
+        )  # fmt: skip
+    table = calibration.table()
+    if as_json:
+        click.echo(json.dumps(table.to_dict(), indent=2))
+        return
+    view = Table(
+        title=f"{model} on {calibration.eval}: accuracy, {table.questions} questions ({calibration.path})"
+    )
+    view.add_column("budget")
+    shown = [n for n in table.samples if n in (1, 2, 4, 8, 16)]
+    for n in shown:
+        view.add_column(f"N={n}")
+    for i, budget in enumerate(table.budgets):
+        view.add_row(str(budget), *(f"{100 * table.mean[i, n - 1]:.1f} %" for n in shown))
+    stdout_console().print(view)
+
+
+def _engine(device_id: str | None, profile_file: str | None, eval_set: str, threads: int | None = None):
+    from pathlib import Path
+
+    from .engine import Engine
+    from .profiling.device import detect
+    from .profiling.device_profile import load_for
+
+    here = detect().id
+    path = Path(profile_file) if profile_file else None
+    target = device_id or (here if path is None else None)
+    if target is None:
+        from .profiling.device_profile import load
+
+        target = load(path).device_id
+    return Engine(threads=threads, profile=load_for(target, path), eval_name=eval_set), target == here
+
+
+@click.command("plan")
+@click.option("--latency", required=True, help="Latency target, e.g. 500ms, 2s.")
+@click.option("--energy", help="Energy cap per query, e.g. 5J.")
+@click.option("--device", "device_id", help="Plan for another device's profile (e.g. jetson-agx-orin-64gb).")
+@click.option("--profile", "profile_file", help="A profile file to plan with.")
+@click.option(
+    "--question",
+    default="A robot picks 3 boxes per minute. How many boxes does it pick in 12 minutes?",
+    show_default=False,
+    help="The prompt to plan for (its length matters).",
+)
+@click.option("--eval", "eval_set", default="gsm8k", show_default=True, help="Whose calibration to maximise.")
+@click.option(
+    "--best-effort", is_flag=True, help="Plan the fastest configuration when nothing meets the target."
+)
+@click.option("--plot", "plot_path", help="Write the accuracy-latency frontier as a PNG.")
+@click.option("--json", "as_json", is_flag=True)
+def plan_command(
+    latency: str, energy: str | None, device_id: str | None, profile_file: str | None, question: str,
+    eval_set: str, best_effort: bool, plot_path: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Choose (model, budget, N) for a latency target and show the accuracy-latency frontier."""
+    from .planner.report import frontier_table, plot_frontier
+
+    engine, _ = _engine(device_id, profile_file, eval_set)
+    chosen_plan, candidates = engine.plan(
+        question, parse_duration(latency), parse_energy(energy), best_effort
+    )
+    if plot_path:
+        plot_frontier(chosen_plan, candidates, plot_path)
+    if as_json:
+
+        def row(c):
+            return {
+                "config": vars(c.config), "predicted_ms": round(1000 * c.latency_s, 1),
+                "predicted_mean_ms": round(1000 * c.latency_mean_s, 1), "accuracy": c.accuracy,
+                "accuracy_ci": [c.accuracy_low, c.accuracy_high], "energy_j": c.energy_j,
+                "memory_bytes": c.memory_bytes,
+            }  # fmt: skip
+
+        click.echo(json.dumps({
+            "device": engine.device_profile().device_id, "target_ms": 1000 * chosen_plan.target_s,
+            "best_effort": chosen_plan.best_effort, "chosen": row(chosen_plan.chosen),
+            "frontier": [row(c) for c in chosen_plan.frontier],
+        }, indent=2))  # fmt: skip
+        return
+    stdout_console().print(frontier_table(chosen_plan))
+
+
+@click.command("run")
+@click.argument("question")
+@click.option("--latency", required=True, help="Latency target, e.g. 500ms, 0.5s, 2s, 1m.")
+@click.option("--energy", help="Energy cap per query, e.g. 5J.")
+@click.option(
+    "--best-effort", is_flag=True, help="Run the fastest configuration when nothing meets the target."
+)
+@click.option("--eval", "eval_set", default="gsm8k", show_default=True, help="Whose calibration to maximise.")
+@click.option("--models", "names", help="Plan over these store entries (default: the built-in ladder).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer and what it cost as JSON.")
+def run_command(
+    question: str, latency: str, energy: str | None, best_effort: bool, eval_set: str, names: str | None,
+    seed: int, threads: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Answer QUESTION as well as this device can within the latency target."""
+    from .engine import Engine
+    from .ladder import ensure_converted
+    from .profiling.device import detect
+    from .profiling.profiler import measured_profile
+
+    target = parse_duration(latency)
+    cap = parse_energy(energy)
+    if not question.strip():
+        raise EdgeTTSError("the question is empty; pass the text to answer")
+    ladder = split_names(names) or ensure_converted(
+        lambda text: console.print(text, highlight=False), eval_set
+    )
+    here = detect().id
+    profile = measured_profile(here)
+    missing = [n for n in ladder if profile is None or n not in profile.models]
+    if missing:
+        console.print(
+            f"no profile of {', '.join(missing)} on this device ({here}): running `edgetts profile --quick`",
+            highlight=False,
+            soft_wrap=True,
+        )
+        profile = profile_this_device(missing, quick=True, threads=threads)
+    profile.models = {n: m for n, m in profile.models.items() if n in ladder}
+    engine = Engine(threads=threads, profile=profile, eval_name=eval_set)
+    answer = engine.solve(question, target, energy=cap, best_effort=best_effort, seed=seed)
+    if as_json:
+        click.echo(json.dumps(answer.to_json(), indent=2))
+        return
+    click.echo(answer.text if answer.text is not None else "(no answer)")
+    planned = answer.planned or {}
+    energy_text = (
+        ""
+        if planned.get("energy_j") is None
+        else f", {planned['energy_j']:.1f} J ({planned['energy_source']})"
+    )
+    console.print(
+        f"{answer.latency_ms:.0f} ms of {1000 * target:.0f} ms "
+        f"(predicted {planned.get('predicted_ms')} ms){energy_text}; {answer.config['model']}, "
+        f"budget {answer.config['budget']}, {answer.config['samples']} samples, expected accuracy "
+        f"{100 * float(planned.get('predicted_accuracy', 0)):.0f} %; votes {answer.votes or '{}'}",
+        highlight=False,
+    )

@@ -1,0 +1,196 @@
+"""`edgetts profile` and `edgetts profile show [--check]`: measure this device, read profiles back."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .profiling import device_profile
+from .profiling.device_profile import DeviceProfile, ProfileError
+
+console = Console(stderr=True)
+CHECK_TARGET = 0.08  # the issue's MAPE target for held-out configurations on this machine
+
+
+@contextmanager
+def progress_bar(description: str, total: int):
+    """A bar with ETA on a terminal, silence elsewhere; yields ``advance(label=None)``."""
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=not console.is_terminal, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(description, total=total)
+
+        def advance(label: str | None = None) -> None:
+            progress.update(task, advance=1, **({"description": label} if label else {}))
+
+        yield advance
+
+
+def stdout_console() -> Console:
+    """Tables on stdout; piped or captured output gets a wide page instead of rich's 80 columns."""
+    out = Console()
+    if not out.is_terminal:
+        out.width = 160
+    return out
+
+
+def split_names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def profile_this_device(names: list[str] | None, quick: bool, threads: int | None) -> DeviceProfile:
+    """Sweep ``names`` (default: every store entry), fit, merge into this device's profile, save."""
+    from .devices import load_spec
+    from .profiling.device import describe, detect
+    from .profiling.energy import select_meter
+    from .profiling.profiler import conditions, measured_profile, merge, profile_entry, select_entries
+    from .profiling.sweep import FULL, QUICK
+
+    info = detect()
+    spec = load_spec(info.spec_id) if info.spec_id else None
+    meter = select_meter(info, spec)
+    entries = select_entries(names)
+    plan = QUICK if quick else FULL
+    models = {}
+    with progress_bar("profiling", plan.units() * len(entries)) as advance:
+        for entry in entries:
+            advance(f"profiling {entry.name}")
+            models[entry.name] = profile_entry(
+                entry, plan, meter=meter, meter_source=meter.source, threads=threads, tick=advance
+            )
+    profile = merge(describe(info), measured_profile(info.id), models, conditions(meter.source, meter.notes))
+    profile.save()
+    return profile
+
+
+def summary_table(profile: DeviceProfile) -> Table:
+    table = Table(title=f"{profile.device_id} ({profile.conditions.get('source', '?')}) {profile.path or ''}")
+    for column in (
+        "model",
+        "source",
+        "prefill 128",
+        "step N=1",
+        "step N=8",
+        "forms",
+        "held-out MAPE",
+        "q95 margin",
+    ):
+        table.add_column(column, no_wrap=True)
+    for name, model in sorted(profile.models.items()):
+        latency = model.latency
+        mape = max(latency.prefill.residual.get("mape", np.nan), latency.decode.residual.get("mape", np.nan))
+        table.add_row(
+            name,
+            model.source,
+            f"{1000 * float(latency.prefill_s(128)):.1f} ms",
+            f"{1000 * float(latency.step_s(1, 256)):.2f} ms",
+            f"{1000 * float(latency.step_s(8, 256)):.2f} ms",
+            f"{latency.prefill.form} / {latency.decode.form}",
+            f"{100 * mape:.1f} %",
+            f"{100 * latency.decode.margin(0.95):.1f} %",
+        )
+    return table
+
+
+@click.group(invoke_without_command=True)
+@click.option("--models", "names", help="Comma-separated store entries (default: all of them).")
+@click.option(
+    "--quick", is_flag=True, help="Fewer points and repeats: about a minute for the default ladder."
+)
+@click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the written profile as JSON.")
+@click.pass_context
+def profile(ctx: click.Context, names: str | None, quick: bool, threads: int | None, as_json: bool) -> None:
+    """Measure prefill and decode latency of store entries on this device and fit the latency model.
+
+    Writes $EDGETTS_HOME/profiles/<device-id>.yaml atomically (an interrupted run keeps the old
+    file). Subcommand: show.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    result = profile_this_device(split_names(names), quick, threads)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    stdout_console().print(summary_table(result))
+    console.print(f"wrote {result.path}", highlight=False)
+
+
+@profile.command()
+@click.option("--device", "device_id", help="Device id (default: this device); published ones included.")
+@click.option(
+    "--file", "path", type=click.Path(dir_okay=False, path_type=str), help="A profile file to read."
+)
+@click.option("--check", "run_check", is_flag=True, help="Re-measure random held-out configurations.")
+@click.option(
+    "--count", type=click.IntRange(min=1), default=9, show_default=True, help="Configurations per model."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
+@click.option("--json", "as_json", is_flag=True)
+def show(
+    device_id: str | None, path: str | None, run_check: bool, count: int, seed: int, threads: int | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Print a device profile; with --check, its prediction error on fresh measurements."""
+    from pathlib import Path
+
+    from .profiling.device import detect
+
+    here = detect().id
+    target = device_id or (device_profile.load(Path(path)).device_id if path else here)
+    loaded = device_profile.load_for(target, Path(path) if path else None)
+    if not run_check:
+        if as_json:
+            click.echo(json.dumps(loaded.to_dict(), indent=2))
+        else:
+            stdout_console().print(summary_table(loaded))
+        return
+    if loaded.device_id != here:
+        raise ProfileError(
+            f"--check re-measures on this device ({here}), but the profile is of {loaded.device_id}; "
+            "run the check on that device"
+        )
+    check_profile(loaded, count, seed, threads, as_json)
+
+
+def check_profile(loaded: DeviceProfile, count: int, seed: int, threads: int | None, as_json: bool) -> None:
+    from . import store
+    from .profiling.profiler import check
+
+    names = [n for n, m in sorted(loaded.models.items()) if m.source == "measured" and store.exists(n)]
+    if not names:
+        raise ProfileError(
+            f"none of the measured models in {loaded.path} is in the model store; nothing to check"
+        )
+    with progress_bar("checking", count * len(names)) as advance:
+        rows = check(loaded, names, count=count, seed=seed, threads=threads, tick=advance)
+    mape = float(np.mean([abs(r.error) for r in rows]))
+    if as_json:
+        click.echo(json.dumps({
+            "mape": mape, "target": CHECK_TARGET,
+            "rows": [{"model": r.model, "phase": r.phase, "config": r.config, "measured_s": r.measured_s,
+                      "predicted_s": r.predicted_s, "error": r.error} for r in rows],
+        }, indent=2))  # fmt: skip
+        return
+    table = Table(title=f"held-out check of {loaded.path}")
+    for column in ("model", "phase", "configuration", "measured", "predicted", "error"):
+        table.add_column(column, no_wrap=True)
+    for r in rows:
+        table.add_row(
+            r.model, r.phase, r.config, f"{1000 * r.measured_s:.2f} ms", f"{1000 * r.predicted_s:.2f} ms",
+            f"{100 * r.error:+.1f} %",
+        )  # fmt: skip
+    stdout_console().print(table)
+    verdict = "[green]within[/]" if mape <= CHECK_TARGET else "[red]over[/]"
+    console.print(
+        f"MAPE {100 * mape:.1f} % over {len(rows)} configurations, "
+        f"{verdict} the {100 * CHECK_TARGET:.0f} % target"
+    )

@@ -1,0 +1,99 @@
+"""Every (model, budget, N) a device profile and the calibration tables allow, with predictions.
+
+Latency is predicted at an upper quantile of the profile's held-out residuals (a deadline must
+hold on most runs, not on the average one), for the request's own prompt length; memory is the
+resident model plus the KV cache of N rows; energy is the profile's power × predicted time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from .. import store
+from ..calibration import tables
+from ..profiling.device_profile import DeviceProfile, ModelProfile
+from ..runtime.prompting import build_prompt, force_text
+from .scheduler import Candidate, CandidateSet, Config
+
+QUANTILE = 0.95
+ANSWER_TOKENS = 16
+# For models that are not in the local store (published profiles): no tokenizer to count with.
+CHARS_PER_TOKEN, TEMPLATE_TOKENS, FORCE_TOKENS = 4, 40, 8
+
+
+@dataclass
+class PromptCost:
+    direct: int  # prompt tokens at budget 0
+    thinking: int  # prompt tokens at budget > 0
+    force: int  # forcing-text tokens
+
+
+def prompt_cost(name: str, question: str) -> PromptCost:
+    """Exact token counts with the model's own tokenizer and template where it is in the store."""
+    if not store.exists(name):
+        estimate = TEMPLATE_TOKENS + len(question) // CHARS_PER_TOKEN
+        return PromptCost(estimate, estimate, FORCE_TOKENS)
+    entry = store.get(name)
+    tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
+    fmt = entry.manifest.prompt
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return PromptCost(
+        count(build_prompt(fmt, question, 0)), count(build_prompt(fmt, question, 1)), count(force_text(fmt))
+    )
+
+
+def model_candidates(
+    name: str, model: ModelProfile, table: tables.AccuracyTable, cost: PromptCost, answer_tokens: int
+) -> list[Candidate]:
+    budgets = np.array(table.budgets, dtype=np.float64)[:, None]
+    samples = np.array(table.samples, dtype=np.float64)[None, :]
+    prompt = np.where(budgets == 0, cost.direct, cost.thinking)
+    force = np.where(budgets == 0, 0, cost.force)
+    steps = budgets + answer_tokens
+
+    def run(quantile: float) -> np.ndarray:
+        return model.latency.run_s(prompt, budgets, answer_tokens, samples, force, quantile)
+
+    upper, mean = run(QUANTILE), run(0.5)
+    prefill = model.latency.prefill_s(prompt) * np.ones_like(mean)
+    energy = model.energy_j(prefill, mean - prefill, samples)
+    memory = model.memory_bytes(samples, prompt + steps + force)
+    out = []
+    for i, budget in enumerate(table.budgets):
+        for j, n in enumerate(table.samples):
+            out.append(
+                Candidate(
+                    config=Config(name, model.quant, int(budget), int(n)),
+                    latency_s=float(upper[i, j]),
+                    latency_mean_s=float(mean[i, j]),
+                    accuracy=float(table.mean[i, j]),
+                    accuracy_low=float(table.low[i, j]),
+                    accuracy_high=float(table.high[i, j]),
+                    energy_j=None if energy is None else float(energy[i, j]),
+                    memory_bytes=int(memory[i, j]),
+                )
+            )
+    return out
+
+
+def build(
+    profile: DeviceProfile, question: str, eval_name: str = "gsm8k", answer_tokens: int = ANSWER_TOKENS
+) -> tuple[CandidateSet, list[str]]:
+    """Candidates of every profiled model that has a calibration on ``eval_name``; the notes say
+    which models were left out and why."""
+    candidates: list[Candidate] = []
+    notes: list[str] = []
+    for name, model in sorted(profile.models.items()):
+        calibration = tables.load(name, eval_name)
+        if calibration is None:
+            notes.append(f"{name}: no {eval_name} calibration (run `edgetts calibrate {name}`)")
+            continue
+        table = calibration.table()
+        candidates += model_candidates(name, model, table, prompt_cost(name, question), answer_tokens)
+    return CandidateSet(candidates), notes

@@ -1,0 +1,114 @@
+"""Calibration on the tiny model: one pass with answer probes gives, at every budget, exactly the
+answers the runtime gives when run with that budget; files resume and refuse mixed settings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import copy_entry
+from tokenizers import Tokenizer
+
+from edgetts import evals, store
+from edgetts.calibration import tables
+from edgetts.calibration.calibrate import calibrate
+from edgetts.calibration.runner import calibrate_question
+from edgetts.errors import EdgeTTSError
+from edgetts.runtime.generator import generate
+from edgetts.runtime.onnx_model import OnnxCausalLM
+from edgetts.runtime.sampling import SamplingParams
+
+QUESTION = "Question: what is 12 plus 7?"
+WARM = SamplingParams(temperature=1.0, top_p=0.95)
+BUDGETS = [0, 3, 8, 20]
+
+
+@pytest.fixture
+def tiny(converted_tiny):
+    path = converted_tiny("llama", "fp32")
+    return OnnxCausalLM(path, threads=1), Tokenizer.from_file(str(path / "tokenizer.json"))
+
+
+def test_probes_equal_runs_at_each_budget(tiny):
+    lm, tok = tiny
+    samples = 4
+    got = calibrate_question(lm, tok, QUESTION, BUDGETS, samples, answer_tokens=6, seed=5, params=WARM)
+    values = set()
+    for j, budget in enumerate(BUDGETS):
+        run = generate(
+            lm, tok, QUESTION, budget=budget, samples=samples, answer_tokens=6, seed=5, sampling=WARM
+        )
+        expected = [s.value for s in run.samples]
+        if not run.stopped_early:  # an early stop cancels votes that calibration still records
+            assert [got.sampled[k][j] for k in range(samples)] == expected, f"budget {budget}"
+        greedy = generate(lm, tok, QUESTION, budget=budget, samples=1, answer_tokens=6)
+        assert got.greedy[j] == greedy.samples[0].value, f"greedy at budget {budget}"
+        values.update(expected)
+    assert values - {None}, "the tiny model should give some numeric answers for this test to mean anything"
+    assert max(len(t) for t in got.think_tokens) <= max(BUDGETS)
+
+
+def test_table_uses_greedy_for_one_sample_and_votes_for_more():
+    first = {
+        "index": 0,
+        "reference": "5",
+        "sampled": [["5", "5"], ["1", "5"], ["1", "5"]],
+        "greedy": ["1", "5"],
+    }
+    second = {
+        "index": 1,
+        "reference": "2",
+        "sampled": [["2", "2"], ["2", None], ["3", "2"]],
+        "greedy": ["2", "2"],
+    }
+    calibration = tables.Calibration("m", "e", {"budgets": [0, 8], "samples": 3}, results=[first, second])
+    table = calibration.table()
+    assert table.at(0, 1) == 0.5 and table.at(8, 1) == 1.0  # greedy answers
+    assert table.at(8, 3) == 1.0
+    # budget 0, N = 3: question 0 votes 1 (wrong), question 1 votes 2 (right)
+    assert table.at(0, 3) == 0.5
+    assert np.all(table.low <= table.mean) and np.all(table.mean <= table.high)
+
+
+def test_calibrate_writes_resumes_and_refuses_mixed_settings(converted_tiny, edgetts_home, tmp_path):
+    copy_entry(converted_tiny("llama", "fp32"), edgetts_home)
+    eval_file = tmp_path / "sums.jsonl"
+    lines = [{"question": f"Question: what is {a} plus 1?", "answer": f"#### {a + 1}"} for a in range(4)]
+    eval_file.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    first = calibrate("llama-fp32", str(eval_file), limit=2, budgets=(0, 4), samples=2, answer_tokens=4)
+    assert [r["index"] for r in first.results] == [0, 1]
+    assert first.path == edgetts_home / "calibration" / "llama-fp32.sums.json"
+    seen = []
+    more = calibrate(
+        "llama-fp32", str(eval_file), limit=3, budgets=(0, 4), samples=2, answer_tokens=4,
+        on_question=lambda i, n: seen.append(i),
+    )  # fmt: skip
+    assert [r["index"] for r in more.results] == [0, 1, 2]
+    assert more.results[:2] == first.results  # resumed, not recomputed
+    loaded = tables.load("llama-fp32", "sums")
+    assert loaded is not None and loaded.table().questions == 3
+    with pytest.raises(EdgeTTSError, match="other settings.*--restart"):
+        calibrate("llama-fp32", str(eval_file), limit=1, budgets=(0, 8), samples=2)
+    assert store.exists("llama-fp32")
+
+
+def test_eval_files_and_bad_lines(tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"question": "q1", "answer": "#### 1,200"}\n\n{"question": "q2", "answer": 7}\n')
+    problems = evals.load(str(good))
+    assert [(p.index, p.reference) for p in problems] == [(0, "1200"), (2, "7")]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q1"}\n')
+    with pytest.raises(EdgeTTSError, match="bad.jsonl:1 is not a JSON object with 'question' and 'answer'"):
+        evals.load(str(bad))
+    with pytest.raises(EdgeTTSError, match="neither 'gsm8k' nor a JSONL file"):
+        evals.load(str(tmp_path / "missing.jsonl"))
+
+
+def test_gsm8k_is_found_in_shared_or_skipped():
+    try:
+        problems = evals.load("gsm8k", start=500, limit=2)
+    except EdgeTTSError as err:
+        pytest.skip(f"GSM8K not on this machine: {err}")
+    assert [p.index for p in problems] == [500, 501] and all(p.reference for p in problems)

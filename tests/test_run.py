@@ -1,0 +1,98 @@
+"""End to end on the tiny model: `run` profiles on first use, plans from the profile and the
+calibration, answers under the deadline, and refuses targets nothing can meet."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import copy_entry
+
+QUESTION = "Question: what is 12 plus 7?"
+
+
+def cli(*args: str, home) -> subprocess.CompletedProcess:
+    env = {**os.environ, "EDGETTS_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "edgetts", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture
+def calibrated_tiny(converted_tiny, edgetts_home, tmp_path):
+    copy_entry(converted_tiny("llama", "fp32"), edgetts_home)
+    eval_file = tmp_path / "sums.jsonl"
+    lines = [{"question": f"Question: what is {a} plus 7?", "answer": f"#### {a + 7}"} for a in range(3)]
+    eval_file.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    done = cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4,16", "--samples", "3",
+               "--answer-tokens", "4", "--json", home=edgetts_home)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = json.loads(done.stdout)
+    assert table["budgets"] == [0, 4, 16] and table["samples"] == [1, 2, 3] and table["questions"] == 3
+    return edgetts_home
+
+
+def test_run_profiles_first_then_answers_within_the_target(calibrated_tiny):
+    home = calibrated_tiny
+    result = cli(
+        "run", QUESTION, "--latency", "20s", "--models", "llama-fp32", "--eval", "sums", "--json", home=home
+    )
+    assert result.returncode == 0, result.stderr
+    assert "running `edgetts profile --quick`" in result.stderr
+    assert list((home / "profiles").glob("*.yaml")), "the quick profile should have been written"
+    answer = json.loads(result.stdout)
+    assert answer["config"]["model"] == "llama-fp32" and answer["config"]["budget"] in (0, 4, 16)
+    assert 1 <= answer["config"]["samples"] <= 3
+    assert answer["latency_ms"] <= 20_000 and answer["predicted_ms"] <= 20_000
+    assert 0.0 <= answer["predicted_accuracy"] <= 1.0
+    assert answer["energy_source"] in ("rapl", "nvml", "ina3221", "estimated", "unavailable")
+    assert {"answer", "votes", "tokens", "forced_by", "prefill_ms", "decode_ms"} <= set(answer)
+
+    again = cli("run", QUESTION, "--latency", "20s", "--models", "llama-fp32", "--eval", "sums", home=home)
+    assert again.returncode == 0, again.stderr
+    assert "profile --quick" not in again.stderr  # profiled once, reused
+
+
+def test_plan_shows_the_frontier_and_impossible_targets_fail_cleanly(calibrated_tiny):
+    home = calibrated_tiny
+    assert cli("profile", "--quick", "--models", "llama-fp32", home=home).returncode == 0
+    planned = cli("plan", "--latency", "20s", "--eval", "sums", "--json", home=home)
+    assert planned.returncode == 0, planned.stderr
+    data = json.loads(planned.stdout)
+    latencies = [c["predicted_ms"] for c in data["frontier"]]
+    assert latencies == sorted(latencies)
+    accuracies = [c["accuracy"] for c in data["frontier"]]
+    assert accuracies == sorted(accuracies), "a frontier gains accuracy as it spends latency"
+    assert data["chosen"]["predicted_ms"] <= 20_000
+
+    impossible = cli(
+        "run", QUESTION, "--latency", "1ms", "--models", "llama-fp32", "--eval", "sums", home=home
+    )
+    assert impossible.returncode != 0
+    assert "fastest achievable is" in impossible.stderr and "Traceback" not in impossible.stderr
+    assert len(impossible.stderr.strip().splitlines()) == 1
+    flags = ["--best-effort", "--models", "llama-fp32", "--eval", "sums", "--json"]
+    best = cli("run", QUESTION, "--latency", "1ms", *flags, home=home)
+    assert best.returncode == 0, best.stderr
+    assert json.loads(best.stdout)["forced_by"] in ("deadline", "none", "budget")
+
+
+def test_engine_solve_is_thread_safe(calibrated_tiny):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgetts import store
+    from edgetts.engine import Engine
+    from edgetts.profiling.device_profile import DeviceProfile
+    from edgetts.profiling.profiler import profile_entry
+    from edgetts.profiling.sweep import QUICK
+
+    model = profile_entry(store.get("llama-fp32"), QUICK)
+    profile = DeviceProfile({"id": "here"}, {"source": "measured"}, {"llama-fp32": model})
+    engine = Engine(threads=1, profile=profile, eval_name="sums")
+    alone = engine.solve(QUESTION, latency=30.0)
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda _: engine.solve(QUESTION, latency=30.0), range(4)))
+    for answer in together:
+        assert answer.config == alone.config
+        assert answer.samples == alone.samples and answer.text == alone.text
