@@ -82,7 +82,7 @@ class Engine:
         candidates, notes = build_candidates(self.device_profile(), question, self.eval_name)
         if not len(candidates):
             raise EdgeTTSError("nothing to plan with: " + "; ".join(notes or ["the profile has no models"]))
-        memory = psutil.virtual_memory().available + psutil.Process().memory_info().rss
+        memory = self._memory_cap()
         return plan(
             candidates, latency, energy_j=energy, memory_bytes=memory, best_effort=best_effort
         ), candidates
@@ -119,6 +119,21 @@ class Engine:
             "energy_source": reading.source,
         }
         return answer
+
+    def _memory_cap(self) -> int | None:
+        """What a configuration may use: this machine's free memory (plus what edgetts already
+        holds), or the spec's memory when planning for another device's profile."""
+        from .profiling.device import detect
+
+        profile = self.device_profile()
+        if profile.device_id == detect().id:
+            return psutil.virtual_memory().available + psutil.Process().memory_info().rss
+        spec_id = profile.device.get("spec")
+        if spec_id:
+            from .devices import load_spec
+
+            return load_spec(str(spec_id)).memory_bytes
+        return None
 
     def _meter(self):
         from .devices import load_spec

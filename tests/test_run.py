@@ -96,3 +96,21 @@ def test_engine_solve_is_thread_safe(calibrated_tiny):
     for answer in together:
         assert answer.config == alone.config
         assert answer.samples == alone.samples and answer.text == alone.text
+
+
+def test_plan_for_the_published_orin_profile(edgetts_home, tmp_path):
+    """No model runs: the published profile and the published (budget 0) MMLU accuracies."""
+    flags = ["--device", "jetson-agx-orin-64gb", "--eval", "mmlu", "--json"]
+    roomy = cli("plan", "--latency", "5s", *flags, "--plot", str(tmp_path / "pareto.png"), home=edgetts_home)
+    assert roomy.returncode == 0, roomy.stderr
+    data = json.loads(roomy.stdout)
+    assert data["device"] == "jetson-agx-orin-64gb"
+    assert data["chosen"]["config"]["model"] == "deepseek-r1-distill-qwen-14b-fp16"  # 27.6 GiB fits 64 GB
+    assert [c["config"]["model"] for c in data["frontier"]][0] == "deepseek-r1-distill-qwen-1.5b-fp16"
+    if (tmp_path / "pareto.png").exists():  # matplotlib is an optional extra
+        assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    tight = cli("plan", "--latency", "1s", *flags, home=edgetts_home)
+    assert json.loads(tight.stdout)["chosen"]["config"]["model"] == "deepseek-r1-distill-qwen-1.5b-fp16"
+    impossible = cli("plan", "--latency", "300ms", *flags, home=edgetts_home)
+    assert impossible.returncode == 1
+    assert "fastest achievable is 489 ms (deepseek-r1-distill-qwen-1.5b-fp16" in impossible.stderr

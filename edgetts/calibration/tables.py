@@ -33,6 +33,11 @@ class Calibration:
     conditions: dict[str, Any] = field(default_factory=dict)  # date, versions, threads, quant
     results: list[dict[str, Any]] = field(default_factory=list)  # index, reference, sampled, greedy
     path: Path | None = None
+    published: AccuracyTable | None = None  # a paper's table, for models we cannot run here
+
+    @property
+    def source(self) -> str:
+        return "published" if self.published is not None else "measured"
 
     @property
     def budgets(self) -> list[int]:
@@ -44,6 +49,8 @@ class Calibration:
     def table(self) -> AccuracyTable:
         """acc(b, N): N ≥ 2 from the sampled answers' exact vote expectation, N = 1 from the
         greedy answers (the runtime decodes a single sample greedily)."""
+        if self.published is not None:
+            return self.published
         if not self.results:
             raise EdgeTTSError(f"the calibration of {self.model} on {self.eval} has no questions yet")
         table = accuracy_table(
@@ -63,12 +70,13 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
+            "source": self.source,
             "model": self.model,
             "eval": self.eval,
             "settings": self.settings,
             "conditions": self.conditions,
             "questions": len(self.results),
-            "table": self.table().to_dict() if self.results else None,
+            "table": self.table().to_dict() if self.results or self.published else None,
             "results": self.results,
         }
 
@@ -100,12 +108,14 @@ def parse(text: str, where: str) -> Calibration:
             "run `edgetts calibrate` again"
         )
     try:
+        published = data.get("source") == "published"
         calibration = Calibration(
             model=str(data["model"]),
             eval=str(data["eval"]),
             settings=dict(data["settings"]),
             conditions=dict(data.get("conditions") or {}),
             results=list(data["results"]),
+            published=AccuracyTable.from_dict(data["table"]) if published else None,
         )
         for result in calibration.results:
             if len(result["greedy"]) != len(calibration.budgets) or len(result["sampled"]) != int(
