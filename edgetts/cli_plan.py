@@ -68,10 +68,11 @@ def calibrate(
     from .calibration.calibrate import calibrate as run_calibration
     from .evals import load
 
+    checkpoints = parse_budgets(budgets)
     total = len(load(eval_set, start, limit))
     with progress_bar(f"calibrating {model}", total) as advance:
         calibration = run_calibration(
-            model, eval_set, start, limit, parse_budgets(budgets), samples, answer_tokens, seed, threads,
+            model, eval_set, start, limit, checkpoints, samples, answer_tokens, seed, threads,
             restart, on_question=lambda i, n: advance() if i else None,
         )  # fmt: skip
     table = calibration.table()
@@ -90,21 +91,17 @@ def calibrate(
     stdout_console().print(view)
 
 
-def _engine(device_id: str | None, profile_file: str | None, eval_set: str, threads: int | None = None):
+def _engine(device_id: str | None, profile_file: str | None, eval_set: str):
+    """An Engine planning with ``--profile FILE``, else ``--device``'s profile, else this device's."""
     from pathlib import Path
 
     from .engine import Engine
     from .profiling.device import detect
-    from .profiling.device_profile import load_for
+    from .profiling.device_profile import load, load_for
 
-    here = detect().id
     path = Path(profile_file) if profile_file else None
-    target = device_id or (here if path is None else None)
-    if target is None:
-        from .profiling.device_profile import load
-
-        target = load(path).device_id
-    return Engine(threads=threads, profile=load_for(target, path), eval_name=eval_set), target == here
+    target = device_id or (load(path).device_id if path else detect().id)
+    return Engine(profile=load_for(target, path), eval_name=eval_set)
 
 
 @click.command("plan")
@@ -131,10 +128,9 @@ def plan_command(
     """Choose (model, budget, N) for a latency target and show the accuracy-latency frontier."""
     from .planner.report import frontier_table, plot_frontier
 
-    engine, _ = _engine(device_id, profile_file, eval_set)
-    chosen_plan, candidates = engine.plan(
-        question, parse_duration(latency), parse_energy(energy), best_effort
-    )
+    target, cap = parse_duration(latency), parse_energy(energy)
+    engine = _engine(device_id, profile_file, eval_set)
+    chosen_plan, candidates = engine.plan(question, target, cap, best_effort)
     if plot_path:
         plot_frontier(chosen_plan, candidates, plot_path)
     if as_json:

@@ -102,3 +102,34 @@ def test_tensorrt_without_a_gpu_is_one_line(edgetts_home):
         "convert", "smollm2-135m", "--quant", "int4", "--format", "tensorrt", env_home=edgetts_home
     )
     assert_clean_failure(result, "builds fp32, fp16 or fp8 engines, not int4", edgetts_home)
+
+
+@pytest.mark.parametrize(
+    ("args", "content", "expected"),
+    [
+        (("profile", "--models", "no-such-model"), None, "no-such-model"),
+        (("profile", "show", "--file", "{file}"), "models: [unclosed", "not valid YAML at line 1"),
+        (("profile", "show", "--file", "{file}"), "schema_version: 9\ndevice: {id: x}\n", "schema version 9"),
+        (("profile", "show", "--device", "my-robot"), None, "no profile for device my-robot"),
+        (("plan", "--latency", "fast"), None, "cannot read the duration 'fast'"),
+        (
+            ("plan", "--latency", "1s", "--device", "jetson-agx-orin-64gb", "--energy", "-3J"),
+            None,
+            "not positive",
+        ),
+        (
+            ("calibrate", "no-such-model", "--eval", "{file}"),
+            '{"question": "q", "answer": "#### 1"}',
+            "no-such-model",
+        ),
+        (("calibrate", "x", "--eval", "{file}", "--budgets", "0,lots"), "{}", "not a comma-separated list"),
+        (("run", "  ", "--latency", "1s"), None, "the question is empty"),
+    ],
+)
+def test_profile_plan_calibrate_run_errors_are_one_line(tmp_path, args, content, expected):
+    home = tmp_path / "home"
+    file = tmp_path / "input.jsonl"
+    if content is not None:
+        file.write_text(content)
+    result = run_cli(*(a.replace("{file}", str(file)) for a in args), env_home=home)
+    assert_clean_failure(result, expected, home)
