@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__, store
+from .cli_bench import bench
 from .cli_devices import devices
 from .cli_plan import calibrate, plan_command, run_command
 from .cli_profile import profile
@@ -233,7 +234,7 @@ def remove(name: str) -> None:
     console.print(f"removed {name}")
 
 
-for command in (profile, devices, calibrate, plan_command, run_command):
+for command in (profile, devices, calibrate, plan_command, run_command, bench):
     cli.add_command(command)
 
 

@@ -8,7 +8,7 @@ import json
 import click
 from rich.console import Console
 
-from .cli_profile import profile_this_device, progress_bar, split_names, stdout_console
+from .cli_profile import ensure_profile, progress_bar, split_names, stdout_console
 from .durations import parse_duration
 from .errors import EdgeTTSError
 
@@ -172,7 +172,6 @@ def run_command(
     from .engine import Engine
     from .ladder import ensure_converted
     from .profiling.device import detect
-    from .profiling.profiler import measured_profile
 
     target = parse_duration(latency)
     cap = parse_energy(energy)
@@ -181,17 +180,7 @@ def run_command(
     ladder = split_names(names) or ensure_converted(
         lambda text: console.print(text, highlight=False), eval_set
     )
-    here = detect().id
-    profile = measured_profile(here)
-    missing = [n for n in ladder if profile is None or n not in profile.models]
-    if missing:
-        console.print(
-            f"no profile of {', '.join(missing)} on this device ({here}): running `edgetts profile --quick`",
-            highlight=False,
-            soft_wrap=True,
-        )
-        profile = profile_this_device(missing, quick=True, threads=threads)
-    profile.models = {n: m for n, m in profile.models.items() if n in ladder}
+    profile = ensure_profile(detect().id, ladder, threads)
     engine = Engine(threads=threads, profile=profile, eval_name=eval_set)
     answer = engine.solve(question, target, energy=cap, best_effort=best_effort, seed=seed)
     if as_json:

@@ -70,6 +70,26 @@ def profile_this_device(names: list[str] | None, quick: bool, threads: int | Non
     return profile
 
 
+def ensure_profile(device_id: str, models: list[str], threads: int | None) -> DeviceProfile:
+    """This device's measured profile restricted to ``models``, profiling the missing ones
+    --quick first and saying so (what `run` and `bench` do on a fresh machine; they measure this
+    device, so a published profile will not do)."""
+    from .profiling.profiler import measured_profile
+
+    profile = measured_profile(device_id)
+    missing = [n for n in models if profile is None or n not in profile.models]
+    if missing:
+        console.print(
+            f"no profile of {', '.join(missing)} on this device ({device_id}): "
+            "running `edgetts profile --quick`",
+            highlight=False,
+            soft_wrap=True,
+        )
+        profile = profile_this_device(missing, quick=True, threads=threads)
+    profile.models = {n: m for n, m in profile.models.items() if n in models}
+    return profile
+
+
 def summary_table(profile: DeviceProfile) -> Table:
     table = Table(title=f"{profile.device_id} ({profile.conditions.get('source', '?')}) {profile.path or ''}")
     for column in (

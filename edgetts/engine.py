@@ -64,16 +64,23 @@ class Engine:
         self.threads = threads
         self.eval_name = eval_name
         self._profile = profile
+        self._info = None
         self._models: dict[str, tuple[OnnxCausalLM, Tokenizer]] = {}
         self._lock = threading.Lock()
 
     def device_profile(self) -> DeviceProfile:
         with self._lock:
             if self._profile is None:
-                from .profiling.device import detect
-
-                self._profile = load_for(detect().id)
+                self._profile = load_for(self._device().id)
             return self._profile
+
+    def _device(self):
+        """This machine, detected once (a benign race: two threads may both detect it)."""
+        if self._info is None:
+            from .profiling.device import detect
+
+            self._info = detect()
+        return self._info
 
     def plan(self, question: str, latency: float, energy: float | None = None, best_effort: bool = False):
         """The configuration :meth:`solve` would run, and the candidates it was chosen from."""
@@ -123,10 +130,8 @@ class Engine:
     def _memory_cap(self) -> int | None:
         """What a configuration may use: this machine's free memory (plus what edgetts already
         holds), or the spec's memory when planning for another device's profile."""
-        from .profiling.device import detect
-
         profile = self.device_profile()
-        if profile.device_id == detect().id:
+        if profile.device_id == self._device().id:
             return psutil.virtual_memory().available + psutil.Process().memory_info().rss
         spec_id = profile.device.get("spec")
         if spec_id:
@@ -137,10 +142,9 @@ class Engine:
 
     def _meter(self):
         from .devices import load_spec
-        from .profiling.device import detect
         from .profiling.energy import select_meter
 
-        info = detect()
+        info = self._device()
         return select_meter(info, load_spec(info.spec_id) if info.spec_id else None)
 
     def load(self, model: str) -> tuple[OnnxCausalLM, Tokenizer]:

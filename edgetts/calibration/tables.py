@@ -127,6 +127,13 @@ def parse(text: str, where: str) -> Calibration:
     return calibration
 
 
+def version(model: str, eval_name: str = "gsm8k") -> float | None:
+    """The modification time of the user's calibration file (None: the shipped one or none), so
+    that callers can cache a table until the file changes."""
+    own = calibration_path(model, eval_name)
+    return own.stat().st_mtime if own.exists() else None
+
+
 def load(model: str, eval_name: str = "gsm8k") -> Calibration | None:
     """The user's calibration of ``model`` on ``eval_name``, else the shipped one, else None."""
     own = calibration_path(model, eval_name)

@@ -7,6 +7,7 @@ resident model plus the KV cache of N rows; energy is the profile's power × pre
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ from tokenizers import Tokenizer
 
 from .. import store
 from ..calibration import tables
+from ..manifest import MANIFEST_NAME, PromptFormat
 from ..profiling.device_profile import DeviceProfile, ModelProfile
 from ..runtime.prompting import build_prompt, force_text
 from .scheduler import Candidate, CandidateSet, Config
@@ -31,14 +33,21 @@ class PromptCost:
     force: int  # forcing-text tokens
 
 
+@functools.lru_cache(maxsize=32)
+def _prompt_tools(name: str, manifest_mtime: float) -> tuple[Tokenizer, PromptFormat]:
+    """A store entry's tokenizer and prompt format, loaded once per process (and again only if
+    the entry is converted anew): planning runs on every request, inside its deadline."""
+    entry = store.get(name)
+    return Tokenizer.from_file(str(entry.path / "tokenizer.json")), entry.manifest.prompt
+
+
 def prompt_cost(name: str, question: str) -> PromptCost:
     """Exact token counts with the model's own tokenizer and template where it is in the store."""
-    if not store.exists(name):
+    manifest = store.entry_path(name) / MANIFEST_NAME
+    if not manifest.exists():
         estimate = TEMPLATE_TOKENS + len(question) // CHARS_PER_TOKEN
         return PromptCost(estimate, estimate, FORCE_TOKENS)
-    entry = store.get(name)
-    tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
-    fmt = entry.manifest.prompt
+    tokenizer, fmt = _prompt_tools(name, manifest.stat().st_mtime)
 
     def count(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False).ids)
@@ -46,6 +55,13 @@ def prompt_cost(name: str, question: str) -> PromptCost:
     return PromptCost(
         count(build_prompt(fmt, question, 0)), count(build_prompt(fmt, question, 1)), count(force_text(fmt))
     )
+
+
+@functools.lru_cache(maxsize=64)
+def accuracy_table(name: str, eval_name: str, version: float | None) -> tables.AccuracyTable | None:
+    """The calibration table, computed once per file version (``version`` keys the cache)."""
+    calibration = tables.load(name, eval_name)
+    return None if calibration is None else calibration.table()
 
 
 def model_candidates(
@@ -90,10 +106,9 @@ def build(
     candidates: list[Candidate] = []
     notes: list[str] = []
     for name, model in sorted(profile.models.items()):
-        calibration = tables.load(name, eval_name)
-        if calibration is None:
+        table = accuracy_table(name, eval_name, tables.version(name, eval_name))
+        if table is None:
             notes.append(f"{name}: no {eval_name} calibration (run `edgetts calibrate {name}`)")
             continue
-        table = calibration.table()
         candidates += model_candidates(name, model, table, prompt_cost(name, question), answer_tokens)
     return CandidateSet(candidates), notes
