@@ -112,3 +112,17 @@ def test_gsm8k_is_found_in_shared_or_skipped():
     except EdgeTTSError as err:
         pytest.skip(f"GSM8K not on this machine: {err}")
     assert [p.index for p in problems] == [500, 501] and all(p.reference for p in problems)
+
+
+def test_the_ladder_ships_measured_gsm8k_tables(edgetts_home):
+    from edgetts.ladder import shipped_models
+
+    assert [rung[0] for rung in shipped_models()] == ["smollm2-135m-int4", "qwen2.5-coder-0.5b-int4"]
+    for name, _, _ in shipped_models():
+        calibration = tables.load(name, "gsm8k")
+        assert calibration.source == "measured" and calibration.conditions["onnxruntime"]
+        assert [r["index"] for r in calibration.results] == list(range(len(calibration.results)))
+        table = calibration.table()
+        assert table.questions >= 40 and table.budgets == [0, 32, 64, 128, 256]
+    qwen = tables.load("qwen2.5-coder-0.5b-int4", "gsm8k").table()
+    assert qwen.at(256, 8) > qwen.at(0, 8), "reasoning should pay on GSM8K"

@@ -129,3 +129,7 @@ def test_published_orin_profile_is_honest_about_its_numbers():
     # N = 8 costs about 1.33x one sample there (parallel-sampling table).
     ratio = small.latency.run_s(512, 128, 0, 8) / small.latency.run_s(512, 128, 0, 1)
     assert float(ratio) == pytest.approx(1.33, rel=0.05)
+
+
+def test_saved_profiles_are_readable_by_others(tiny_profile):
+    assert tiny_profile.save().stat().st_mode & 0o777 == 0o644
