@@ -2,17 +2,23 @@
 
     python benchmarks/decode.py [--models smollm2-135m-int4,qwen2.5-coder-0.5b-int4]
                                 [--batches 1,4,8,16] [--steps 32] [--repetitions 5] [--threads N]
-                                [--torch] [--output table|md|json]
+                                [--numpy-kv] [--finish-half] [--genai] [--torch] [--output md|json]
 
-For each store entry: prefill of an 82-token prompt at batch 1, decode-step latency at each N
-after the prompt's KV cache is replicated to N rows (what self-consistency does), time to first
-token for N = 8 (shared prefill + replication + first step), and tokens/s.
+For each store entry: prefill of the prompt at batch 1, decode-step latency at each N after the
+prompt's KV cache is replicated to N rows (what self-consistency does), time to first token for
+N = 8 (shared prefill + replication: the first token comes from the prefill's logits), and
+tokens/s. edgetts runs as the generator does (runtime.kv_cache: the cache the model writes
+into in place, for graphs with GroupQueryAttention).
 
 Baselines, measured in the same run (ratios are baseline / edgetts):
+- ``--numpy-kv``: edgetts with the numpy KV cache (the whole cache passed in and returned anew
+  every step; what optimum-exported graphs still use).
 - ``--genai``: onnxruntime-genai 0.18 on its own builder's INT4 model of the same source. Its
   builder imports transformers 5.x, which edgetts' converter cannot use, so it gets its own
   virtualenv under ``--work-dir`` (created on first use; PyPI access needed once).
 - ``--torch``: PyTorch eager (fp32, from the same source; needs the convert extra).
+
+``--finish-half`` also times dropping finished rows against masking them (bench_finish_half).
 """
 
 from __future__ import annotations
@@ -37,16 +43,25 @@ PROMPT = (
 
 
 def timed(fn, repetitions: int) -> tuple[float, float]:
-    fn()  # warm-up
-    samples = []
+    return interleaved({"": fn}, repetitions)[""]
+
+
+def interleaved(fns: dict, repetitions: int) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation in ms of each function, taking turns every repetition so that
+    a change in the machine's load (it is shared) hits every contender alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    samples: dict[str, list[float]] = {key: [] for key in fns}
     for _ in range(repetitions):
-        start = time.perf_counter()
-        fn()
-        samples.append(1000 * (time.perf_counter() - start))
-    return statistics.mean(samples), statistics.pstdev(samples)
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[key].append(1000 * (time.perf_counter() - start))
+    return {key: (statistics.mean(v), statistics.pstdev(v)) for key, v in samples.items()}
 
 
-def bench_edgetts(name: str, batches: list[int], steps: int, repetitions: int, threads: int | None) -> dict:
+def load_edgetts(name: str, threads: int | None):
+    """The store entry's model and the benchmark prompt in its chat template."""
     from tokenizers import Tokenizer
 
     from edgetts import store
@@ -56,35 +71,84 @@ def bench_edgetts(name: str, batches: list[int], steps: int, repetitions: int, t
     lm = OnnxCausalLM(entry.path, entry.manifest, threads=threads)
     tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
     fmt = entry.manifest.prompt
-    ids = np.array([tokenizer.encode(fmt.prefix + PROMPT + fmt.suffix).ids], dtype=np.int64)
-    prefill_ms, prefill_sd = timed(lambda: lm.forward(ids, lm.empty_past(1)), repetitions)
-    _, past = lm.forward(ids, lm.empty_past(1))
-    result = {
-        "prompt_tokens": int(ids.shape[1]),
-        "prefill_ms": prefill_ms,
-        "prefill_sd": prefill_sd,
-        "step_ms": {},
-    }
-    for n in batches:
-        rows = {k: np.repeat(v, n, axis=0) for k, v in past.items()}
+    return lm, np.array([tokenizer.encode(fmt.prefix + PROMPT + fmt.suffix).ids], dtype=np.int64)
 
-        def decode(rows=rows, n=n) -> None:
-            cache = rows
-            token = np.full((n, 1), 1, dtype=np.int64)
-            for step in range(steps):
-                mask = np.ones((n, ids.shape[1] + step + 1), dtype=np.int64)
-                _, cache = lm.forward(token, cache, mask)
 
-        mean, sd = timed(decode, repetitions)
-        result["step_ms"][n] = (mean / steps, sd / steps)
+def bench_edgetts(
+    lm, ids: np.ndarray, batches: list[int], steps: int, repetitions: int, numpy_kv: bool
+) -> dict:
+    """Prefill, step and time to first token, measured the way the generator runs them: a cache
+    sized for the request, the prompt prefilled into row 0 at batch 1, copied to N rows, then
+    N-row steps (each repetition rewinds the cache to the prompt and decodes ``steps`` tokens
+    again). With ``numpy_kv`` the numpy cache is measured too, in turns with the in-place one
+    and on the same session: two sessions in one process slow each other down (each has its
+    own spinning thread pool), which would blur the comparison."""
+    from edgetts.runtime.kv_cache import NumpyKVCache
 
-    def first_token(n: int = 8) -> None:
-        logits, cache = lm.forward(ids, lm.empty_past(1))
-        _ = {k: np.repeat(v, n, axis=0) for k, v in cache.items()}
+    prompt = ids.shape[1]
+    caches = {"edgetts": lm.new_cache}
+    if numpy_kv:
+        caches["edgetts-numpy"] = lambda batch, capacity: NumpyKVCache(lm.forward, lm.empty_past(1))
+
+    def prefill(new_cache) -> None:
+        lm.run(new_cache(1, prompt), ids)
+
+    def decode(new_cache, n: int):
+        cache = new_cache(n, prompt + steps)
+        lm.run(cache, ids)
+        cache.replicate(n)
+        token = np.full((n, 1), 1, dtype=np.int64)
+
+        def run() -> None:
+            cache.set_length(prompt)
+            for _ in range(steps):
+                lm.run(cache, token)
+
+        return run
+
+    def first_token(new_cache, n: int = 8) -> None:
+        cache = new_cache(n, prompt + 1)
+        logits = lm.run(cache, ids)
+        cache.replicate(n)
         np.repeat(logits[:, -1], n, axis=0).argmax(-1)
 
-    result["ttft_n8_ms"] = timed(first_token, repetitions)
-    return result
+    prefills = interleaved({name: lambda c=c: prefill(c) for name, c in caches.items()}, repetitions)
+    results = {name: {"prompt_tokens": prompt, "prefill_ms": ms, "prefill_sd": sd, "step_ms": {}}
+               for name, (ms, sd) in prefills.items()}  # fmt: skip
+    for n in batches:
+        runs = interleaved({name: decode(c, n) for name, c in caches.items()}, repetitions)
+        for name, (mean, sd) in runs.items():
+            results[name]["step_ms"][n] = (mean / steps, sd / steps)
+    ttfts = interleaved({name: lambda c=c: first_token(c) for name, c in caches.items()}, repetitions)
+    for name, ttft in ttfts.items():
+        results[name]["ttft_n8_ms"] = ttft
+    return results
+
+
+def bench_finish_half(
+    lm, ids: np.ndarray, repetitions: int, n: int = 8, before: int = 32, after: int = 64
+) -> dict:
+    """Dropping finished rows against masking them: N rows decode ``before`` steps, then half of
+    them finish and ``after`` more steps follow, either with the finished rows dropped (the
+    kept rows gathered into the front of the cache) or still decoded and ignored (masked)."""
+    prompt = ids.shape[1]
+    token = np.full((n, 1), 1, dtype=np.int64)
+    # The even rows finish: with rows 0 and 2 gone from the front, two rows move.
+    kept = list(range(1, n, 2))
+    cache = lm.new_cache(n, prompt + before + after)
+    lm.run(cache, ids)
+
+    def run(drop: bool) -> None:
+        cache.set_length(prompt)
+        cache.replicate(n)
+        for _ in range(before):
+            lm.run(cache, token)
+        if drop:
+            cache.keep(kept)
+        for _ in range(after):
+            lm.run(cache, token[: cache.rows])
+
+    return interleaved({"drop": lambda: run(True), "mask": lambda: run(False)}, repetitions)
 
 
 def bench_torch(name: str, batches: list[int], steps: int, repetitions: int, threads: int | None) -> dict:
@@ -193,6 +257,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--numpy-kv", action="store_true", help="Also measure edgetts' numpy KV cache.")
+    parser.add_argument("--finish-half", action="store_true", help="Also time dropping vs masking rows.")
     parser.add_argument("--torch", action="store_true", help="Also measure PyTorch eager (fp32).")
     parser.add_argument("--genai", action="store_true", help="Also measure onnxruntime-genai (own venv).")
     parser.add_argument("--work-dir", default="bench-out", help="Where the genai venv and models go.")
@@ -206,7 +272,11 @@ def main() -> None:
     )
     report = {"conditions": conditions, "models": {}}
     for name in args.models.split(","):
-        row = {"edgetts": bench_edgetts(name, batches, args.steps, args.repetitions, threads)}
+        lm, ids = load_edgetts(name, threads)
+        row = bench_edgetts(lm, ids, batches, args.steps, args.repetitions, args.numpy_kv)
+        if args.finish_half:
+            row["finish_half"] = bench_finish_half(lm, ids, args.repetitions)
+        del lm
         if args.genai:
             work_dir = Path(args.work_dir).resolve()
             work_dir.mkdir(parents=True, exist_ok=True)
@@ -218,7 +288,8 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     print(f"Measured {conditions}.\n")
-    baselines = [e for e, on in (("genai", args.genai), ("torch", args.torch)) if on]
+    engines = (("edgetts-numpy", args.numpy_kv), ("genai", args.genai), ("torch", args.torch))
+    baselines = [e for e, on in engines if on]
     print(
         "| model | engine | prefill ms | " + " | ".join(f"step ms N={n}" for n in batches) + " | tok/s N=1 |"
     )
@@ -242,6 +313,11 @@ def main() -> None:
                 f"({genai_ttft / ttft[0]:.1f}x)"
             )
         print(line + "\n")
+        if "finish_half" in row:
+            ways = ", ".join(
+                f"{way} {mean:.0f} ± {sd:.0f} ms" for way, (mean, sd) in row["finish_half"].items()
+            )
+            print(f"{name}: N=8, 32 steps, half the rows finish, 64 more steps: {ways}\n")
 
 
 if __name__ == "__main__":

@@ -57,13 +57,13 @@ def test_budget_cap_is_exact(tiny):
 def test_deadline_guard_returns_in_time_on_a_slowed_session(tiny):
     lm, tok = tiny
     step_delay = 0.03
-    forward = lm.forward
+    run = lm.run
 
-    def slow_forward(*args, **kwargs):
+    def slow_run(*args, **kwargs):
         time.sleep(step_delay)
-        return forward(*args, **kwargs)
+        return run(*args, **kwargs)
 
-    lm.forward = slow_forward  # a device far slower than its profile: every call 30 ms late
+    lm.run = slow_run  # a device far slower than its profile: every call 30 ms late
     deadline = 0.5
     result = generate(lm, tok, QUESTION, budget=150, samples=2, seed=0, sampling=WARM, deadline=deadline)
     one_step = step_delay + 0.02
@@ -176,14 +176,14 @@ def test_slow_prefill_does_not_force_the_answer_early(tiny):
     """A long prompt's prefill says little about a decode step; with time to spare the samples
     must think to their budget, not be forced at once."""
     lm, tok = tiny
-    forward = lm.forward
+    run = lm.run
 
-    def slow_prefill(input_ids, past, *args, **kwargs):
-        if input_ids.shape[1] > 1 and not any(v.shape[2] for v in past.values()):
+    def slow_prefill(cache, input_ids):
+        if input_ids.shape[1] > 1 and cache.length == 0:
             time.sleep(0.5)
-        return forward(input_ids, past, *args, **kwargs)
+        return run(cache, input_ids)
 
-    lm.forward = slow_prefill
+    lm.run = slow_prefill
     result = generate(lm, tok, QUESTION, budget=10, samples=2, seed=0, sampling=WARM, deadline=5.0)
     assert result.forced_by in ("budget", "none")
     assert all(s.forced_by != "deadline" for s in result.samples)

@@ -1,11 +1,10 @@
 """Latency, memory and power measurements of one store entry on this device.
 
-A decode step is measured the way the generator takes it: one forward pass of N rows over a
-KV cache of ``context`` tokens *plus* the sampling of N tokens in numpy, because that is what
-a request pays per step. Caches are built once per point from a random batch-1 cache repeated to
-N rows (the values do not change the arithmetic; repeating is memcpy, drawing 0.8 GB of random
-numbers is not). Every point runs warm-up passes first and reports mean ± std over repeats, in
-the style of llama-bench.
+A decode step is measured the way the generator takes it: one pass of N rows through the
+generator's own KV cache at ``context`` tokens *plus* the sampling of N tokens in numpy, because
+that is what a request pays per step (the cache's values do not change the arithmetic, so it is
+not filled by a prefill). Every point runs warm-up passes first and reports mean ± std over
+repeats, in the style of llama-bench.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import psutil
 
-from ..runtime.onnx_model import OnnxCausalLM, Past
+from ..runtime.onnx_model import OnnxCausalLM
 from ..runtime.sampling import GREEDY, SamplingParams, sample_rows
 
 
@@ -96,13 +95,6 @@ def random_prompt(lm: OnnxCausalLM, length: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, vocab, size=(1, length), dtype=np.int64)
 
 
-def random_cache(lm: OnnxCausalLM, batch: int, context: int, seed: int = 0) -> Past:
-    rng = np.random.default_rng(seed)
-    shape = (1, lm.kv_heads, context, lm.head_dim)
-    one = {name: rng.standard_normal(shape, dtype=np.float32) for name in lm.past_names()}
-    return {name: np.repeat(value, batch, axis=0) for name, value in one.items()}
-
-
 def measure_prefill(lm, length, repeats=5, warmup=2, meter=None, tick=lambda: None) -> Point:
     ids = random_prompt(lm, length)
     past = lm.empty_past(1)
@@ -111,14 +103,18 @@ def measure_prefill(lm, length, repeats=5, warmup=2, meter=None, tick=lambda: No
 
 
 def measure_decode(lm, batch, context, repeats=5, warmup=2, meter=None, tick=lambda: None) -> Point:
-    past = random_cache(lm, batch, context)
+    """One generator step at ``batch`` rows after ``context`` tokens: the cache the generator
+    uses (updated in place where the graph allows), rewound to ``context`` before every pass so
+    that all repeats measure the same configuration."""
+    cache = lm.new_cache(batch, context + 1)
+    cache.replicate(batch)
     ids = random_prompt(lm, batch).reshape(batch, 1)
-    mask = np.ones((batch, context + 1), dtype=np.int64)
     params = GREEDY if batch == 1 else SamplingParams()
     generators = [np.random.default_rng([0, i]) for i in range(batch)]
 
     def step() -> None:
-        logits, _ = lm.forward(ids, past, mask)
+        cache.set_length(context)
+        logits = lm.run(cache, ids)
         sample_rows(logits[:, -1], params, generators)
 
     seconds, std, watts = _timed(step, repeats, warmup, meter, tick)

@@ -1,10 +1,12 @@
 """Generation with test-time scaling: one shared prefill, N samples decoded together, budget
 forcing, a deadline guard and majority vote with early stop.
 
-KV cache: the layout of the exported graph, ``[batch, kv_heads, sequence, head_dim]`` fp32 per
-layer, as numpy arrays on the CPU. The prompt is prefilled once at batch 1 and its cache
-repeated to N rows; rows of samples that finish are dropped from the batch (a gather of the
-cache along the batch axis, once per finishing event) so that they stop costing compute.
+KV cache: one buffer sized for the whole request (prompt + budget + forcing + answer) that the
+model writes into in place (kv_cache.SharedKVCache; the numpy cache for graphs without
+GroupQueryAttention). The prompt is prefilled once at batch 1 into row 0 and copied to N rows;
+rows of samples that finish are dropped from the batch (kept rows gathered into the front of
+the buffer, once per finishing event) so that they stop costing compute: measured faster than
+masking them (kv_cache.py has the numbers).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from tokenizers import Tokenizer
 from ..errors import EdgeTTSError
 from ..tts.answers import extract_answer
 from ..tts.vote import decided, majority
-from .onnx_model import OnnxCausalLM, Past
+from .kv_cache import KVCache
+from .onnx_model import OnnxCausalLM
 from .prompting import build_prompt, force_text
 from .sampling import GREEDY, SamplingParams, sample_rows
 
@@ -54,19 +57,18 @@ class Generation:
 
 
 class _Batch:
-    """The rows still being decoded: their samples, KV cache and its length. Every row shares
-    the prompt and grows by one token per step, so the attention mask is all ones and is made
-    from the length when needed instead of being kept and re-indexed."""
+    """The rows still being decoded: their samples (row i of the cache is ``samples[i]``) and
+    the KV cache. Every row shares the prompt and grows by one token per step, so the cache's
+    attention mask is all ones of its length."""
 
-    def __init__(self, samples: list[Sample], past: Past, length: int):
-        self.samples, self.past, self.length = samples, past, length
+    def __init__(self, samples: list[Sample], cache: KVCache):
+        self.samples, self.cache = samples, cache
 
-    def keep(self, rows: list[int]) -> None:
-        if len(rows) == len(self.samples):
-            return
-        index = np.asarray(rows, dtype=np.int64)
-        self.samples = [self.samples[r] for r in rows]
-        self.past = {name: value[index] for name, value in self.past.items()}
+    def keep(self, rows: list[int]) -> list[int]:
+        """Drop the other rows; return the old row of each remaining row (the cache may reorder)."""
+        order = self.cache.keep(rows)
+        self.samples = [self.samples[r] for r in order]
+        return order
 
 
 def generate(
@@ -108,16 +110,14 @@ def generate(
     stop_ids = set(fmt.stop_token_ids)
     generators = {i: np.random.default_rng([seed, i]) for i in indices}
 
-    logits, past = lm.forward(np.array([prompt_ids], dtype=np.int64), lm.empty_past(1))
-    prefill_done = time.perf_counter()
     all_samples = [Sample(i) for i in indices]
     rows = len(all_samples)
-    batch = _Batch(
-        all_samples,
-        {name: np.repeat(value, rows, axis=0) for name, value in past.items()},
-        len(prompt_ids),
-    )
+    cache = lm.new_cache(rows, needed)  # owned by this call: concurrent calls never share buffers
+    logits = lm.run(cache, np.array([prompt_ids], dtype=np.int64))
+    prefill_done = time.perf_counter()
     next_logits = np.repeat(logits[:, -1], rows, axis=0)
+    cache.replicate(rows)
+    batch = _Batch(all_samples, cache)
     # Until a decode step has been measured, the deadline guard only stops at the deadline
     # itself: the prefill time says little about a step (it amortises the weights over the
     # prompt), and taking it as the step time forced every long prompt to answer at once.
@@ -175,14 +175,14 @@ def generate(
         finished = [s for s in batch.samples if s.done]
         for sample in finished:
             _finish(sample, tokenizer)
-        batch.keep(keep)
-        if not batch.samples:
+        if not keep:
             break
-        if finished and decided([s.value for s in all_samples if s.done], len(batch.samples)):
+        if finished and decided([s.value for s in all_samples if s.done], len(keep)):
             stopped_early = True
             break
+        order = batch.keep(keep)
         step_start = time.perf_counter()
-        next_logits = _feed(lm, batch, tokens[keep].reshape(-1, 1))
+        next_logits = _feed(lm, batch, tokens[order].reshape(-1, 1))
         took = time.perf_counter() - step_start
         # A moving average, but never below the last step: slow-downs must show at once.
         step_time = max(took, 0.8 * step_time + 0.2 * took) if measured else took
@@ -209,14 +209,12 @@ def generate(
 
 
 def _feed(lm: OnnxCausalLM, batch: _Batch, tokens) -> np.ndarray:
-    """Run ``tokens`` ([rows, k] or a list shared by every row) through the batch's cache."""
+    """Run ``tokens`` ([rows, k] or a list shared by every row) through the batch's cache; the
+    last position's logits [rows, vocab] (a view the next step overwrites)."""
     ids = np.asarray(tokens, dtype=np.int64)
     if ids.ndim == 1:
         ids = np.repeat(ids[None, :], len(batch.samples), axis=0)
-    batch.length += ids.shape[1]
-    mask = np.ones((ids.shape[0], batch.length), dtype=np.int64)
-    logits, batch.past = lm.forward(ids, batch.past, mask)
-    return logits[:, -1]
+    return lm.run(batch.cache, ids)[:, -1]
 
 
 def _finish(sample: Sample, tokenizer: Tokenizer) -> None:

@@ -1,8 +1,10 @@
-"""An ONNX causal LM from the model store, driven with numpy.
+"""An ONNX causal LM from the model store.
 
-This is the plain forward pass (prefill or one decode step over a KV cache in the layout the
-manifest records: ``[batch, kv_heads, sequence, head_dim]``, fp32). The convert smoke test and
-the conversion tests use it; the generation engine builds on it.
+Two ways to drive it. ``forward`` is the plain numpy pass (prefill or one decode step over a KV
+cache in the layout the manifest records: ``[batch, kv_heads, sequence, head_dim]``, fp32, and a
+new, longer cache returned): the conversion tests compare with it. ``new_cache`` + ``run`` is
+what generation uses: a cache the model updates in place (kv_cache.SharedKVCache) for graphs
+whose attention is GroupQueryAttention, the numpy pass behind the same interface otherwise.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import psutil
 from ..errors import CorruptModelError
 from ..manifest import MANIFEST_NAME, Manifest
 from ..precision import require_precision
-
-Past = dict[str, np.ndarray]
+from .kv_cache import KVCache, NumpyKVCache, Past, SharedKVCache
 
 
 def default_threads() -> int:
@@ -26,7 +27,16 @@ def default_threads() -> int:
 
 
 class OnnxCausalLM:
-    def __init__(self, model_dir: Path, manifest: Manifest | None = None, threads: int | None = None):
+    """``shared_kv``: give ``new_cache`` the in-place cache where the graph allows it; False keeps
+    the numpy one everywhere (the benchmark and the tests compare the two)."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        manifest: Manifest | None = None,
+        threads: int | None = None,
+        shared_kv: bool = True,
+    ):
         self.manifest = manifest or Manifest.load(model_dir / MANIFEST_NAME)
         name = self.manifest.name
         require_precision(name, self.manifest.quant_type)
@@ -49,6 +59,26 @@ class OnnxCausalLM:
         self.head_dim = arch.head_dim
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # Every layer's attention must be GroupQueryAttention (edgetts' builder); optimum's
+        # export concatenates past and new keys itself and cannot write into a shared buffer.
+        gqa = self.manifest.graph.get("ops", {}).get("GroupQueryAttention", 0) == self.layers
+        self.shared_kv = shared_kv and gqa and "attention_mask" in self.input_names
+
+    def new_cache(self, batch: int, capacity: int) -> KVCache:
+        """An empty cache with one row (for the shared prefill) and room for ``batch`` rows of
+        ``capacity`` tokens each; widen it with ``replicate``."""
+        if self.shared_kv:
+            arch = self.manifest.architecture
+            return SharedKVCache(
+                self.session, self.layers, self.kv_heads, self.head_dim, arch.vocab_size, batch, capacity
+            )
+        return NumpyKVCache(self.forward, self.empty_past(1))
+
+    def run(self, cache: KVCache, input_ids: np.ndarray) -> np.ndarray:
+        """Feed ``input_ids`` [cache.rows, new] after the cache's tokens, growing it by ``new``;
+        return the logits [rows, new, vocab] (valid until the next ``run`` on that cache). Every
+        model call of a generation goes through here (the deadline tests slow it down)."""
+        return cache.run(input_ids)
 
     def past_names(self) -> list[str]:
         names = []
