@@ -107,6 +107,7 @@ class Engine:
         and report the prediction next to what it cost."""
         chosen = self.plan(question, latency, energy, best_effort)[0].chosen
         config = chosen.config
+        self.load(config.model)  # a first call's model load is not the query's energy
         meter = self._meter()
         meter.begin()
         answer = self.generate(
