@@ -68,3 +68,14 @@ def copy_entry(entry_dir: Path, home: Path) -> Path:
     target = home / "models" / entry_dir.name
     shutil.copytree(entry_dir, target)
     return target
+
+
+@pytest.fixture
+def tiny(converted_tiny):
+    """The tiny fp32 llama loaded for direct generation calls, and its tokenizer."""
+    from tokenizers import Tokenizer
+
+    from edgetts.runtime.onnx_model import OnnxCausalLM
+
+    path = converted_tiny("llama", "fp32")
+    return OnnxCausalLM(path, threads=1), Tokenizer.from_file(str(path / "tokenizer.json"))

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 from conftest import copy_entry
-from tokenizers import Tokenizer
 
 from edgetts import evals, store
 from edgetts.calibration import tables
@@ -16,18 +15,11 @@ from edgetts.calibration.calibrate import calibrate
 from edgetts.calibration.runner import calibrate_question
 from edgetts.errors import EdgeTTSError
 from edgetts.runtime.generator import generate
-from edgetts.runtime.onnx_model import OnnxCausalLM
 from edgetts.runtime.sampling import SamplingParams
 
 QUESTION = "Question: what is 12 plus 7?"
 WARM = SamplingParams(temperature=1.0, top_p=0.95)
 BUDGETS = [0, 3, 8, 20]
-
-
-@pytest.fixture
-def tiny(converted_tiny):
-    path = converted_tiny("llama", "fp32")
-    return OnnxCausalLM(path, threads=1), Tokenizer.from_file(str(path / "tokenizer.json"))
 
 
 def test_probes_equal_runs_at_each_budget(tiny):

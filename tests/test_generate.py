@@ -11,22 +11,14 @@ import time
 
 import pytest
 from conftest import copy_entry
-from tokenizers import Tokenizer
 
 from edgetts.engine import Engine
 from edgetts.errors import EdgeTTSError, ModelNotFoundError, UnsupportedPrecisionError
 from edgetts.runtime.generator import generate
-from edgetts.runtime.onnx_model import OnnxCausalLM
 from edgetts.runtime.sampling import SamplingParams
 
 QUESTION = "Question: what is 12 plus 7?"
 WARM = SamplingParams(temperature=1.0, top_p=0.95)
-
-
-@pytest.fixture
-def tiny(converted_tiny):
-    path = converted_tiny("llama", "fp32")
-    return OnnxCausalLM(path, threads=1), Tokenizer.from_file(str(path / "tokenizer.json"))
 
 
 def test_shared_prefix_samples_equal_independent_runs(tiny):
