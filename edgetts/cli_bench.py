@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.console import Console
@@ -15,10 +15,6 @@ from rich.console import Console
 from .cli_profile import ensure_profile, progress_bar, split_names, stdout_console
 from .durations import parse_duration
 from .errors import EdgeTTSError
-
-if TYPE_CHECKING:
-    from .profiling.device import DeviceInfo
-    from .profiling.energy import EnergyMeter
 
 console = Console(stderr=True)
 DEFAULT_TARGETS = "250ms,500ms,1s,2s,5s,10s"
@@ -82,6 +78,7 @@ def bench(
     from .engine import Engine
     from .ladder import ensure_converted, shipped_models
     from .profiling.device import detect
+    from .profiling.energy import meter_for
 
     targets_ms = parse_targets(latencies)
     problems = evals.load(eval_set, start, limit)
@@ -110,7 +107,7 @@ def bench(
         folder / "results.jsonl", {"eval": name, "seed": seed, "models": pool.models, "device": info.id}
     )
     runs = plan_runs(problems, targets_ms, pool.fixed)
-    runner = Runner(engine, _meter(info), pool.models, targets_ms, log, seed)
+    runner = Runner(engine, meter_for(info), pool.models, targets_ms, log, seed)
     with progress_bar(f"bench on {name}", sum(r not in log for r in runs)) as advance:
         outcome = runner.run(problems, runs, advance)
     settings = {
@@ -142,14 +139,6 @@ def bench(
             highlight=False,
         )
         sys.exit(130)
-
-
-def _meter(info: DeviceInfo) -> EnergyMeter:
-    """The energy meter for baseline and fixed runs: the one ``Engine.solve`` measures with."""
-    from .devices import load_spec
-    from .profiling.energy import select_meter
-
-    return select_meter(info, load_spec(info.spec_id) if info.spec_id else None)
 
 
 def _write(summary: dict[str, Any], folder: Path, results: Path) -> dict[str, str | None]:

@@ -47,15 +47,13 @@ def split_names(text: str | None) -> list[str] | None:
 
 def profile_this_device(names: list[str] | None, quick: bool, threads: int | None) -> DeviceProfile:
     """Sweep ``names`` (default: every store entry), fit, merge into this device's profile, save."""
-    from .devices import load_spec
     from .profiling.device import describe, detect
-    from .profiling.energy import select_meter
+    from .profiling.energy import meter_for
     from .profiling.profiler import conditions, measured_profile, merge, profile_entry, select_entries
     from .profiling.sweep import FULL, QUICK
 
     info = detect()
-    spec = load_spec(info.spec_id) if info.spec_id else None
-    meter = select_meter(info, spec)
+    meter = meter_for(info)
     entries = select_entries(names)
     plan = QUICK if quick else FULL
     models = {}

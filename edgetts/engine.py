@@ -142,11 +142,9 @@ class Engine:
         return None
 
     def _meter(self):
-        from .devices import load_spec
-        from .profiling.energy import select_meter
+        from .profiling.energy import meter_for
 
-        info = self._device()
-        return select_meter(info, load_spec(info.spec_id) if info.spec_id else None)
+        return meter_for(self._device())
 
     def load(self, model: str) -> tuple[OnnxCausalLM, Tokenizer]:
         with self._lock:

@@ -527,3 +527,11 @@ def select_meter(
 def _read_text(path: Path) -> str:
     """The one place sysfs files are read (tests replace it to simulate permission errors)."""
     return path.read_text(encoding="utf-8")
+
+
+def meter_for(info: DeviceInfo) -> EnergyMeter:
+    """:func:`select_meter` with the detected device's own spec (None where no spec fits): the
+    one meter profile, solve and bench all measure with."""
+    from edgetts.devices import load_spec
+
+    return select_meter(info, load_spec(info.spec_id) if info.spec_id else None)
