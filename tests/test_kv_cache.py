@@ -71,6 +71,51 @@ def test_cache_refuses_tokens_beyond_its_capacity(converted_tiny):
         lm.run(cache, np.ones((1, 1), dtype=np.int64))
 
 
+def test_cache_grows_to_its_max_capacity_keeping_the_context(converted_tiny):
+    """A cache that starts small doubles when a run needs more room: the logits stay those of
+    the numpy pass, and it refuses tokens past ``max_capacity``."""
+    lm = OnnxCausalLM(converted_tiny("qwen2", "fp32"), threads=1)
+    rng = np.random.default_rng(5)
+    vocab = lm.manifest.architecture.vocab_size
+    prompt, steps = rng.integers(0, vocab, size=(1, 6)), rng.integers(0, vocab, size=(7, 2, 1))
+    expected = numpy_steps(lm, prompt, steps, keep=[0, 1], at=len(steps))
+    cache = lm.new_cache(2, capacity=7, max_capacity=13)
+    got = [lm.run(cache, prompt)[:, -1].copy()]
+    cache.replicate(2)
+    capacities = []
+    for tokens in steps:
+        got.append(lm.run(cache, tokens)[:, -1].copy())
+        capacities.append(cache.capacity)
+    assert capacities == [7, 13, 13, 13, 13, 13, 13]  # doubled (14) but capped at 13
+    for step, (a, b) in enumerate(zip(got, expected, strict=True)):
+        np.testing.assert_allclose(a, b, atol=ATOL, err_msg=f"step {step}")
+    with pytest.raises(ValueError, match="do not fit"):
+        lm.run(cache, steps[0])
+
+
+@pytest.mark.parametrize("shared", (True, False))
+def test_a_fork_decodes_apart_from_its_origin(shared, converted_tiny):
+    """Calibration's branches: a fork continues exactly like its origin would, and decoding
+    it leaves the origin untouched."""
+    lm = OnnxCausalLM(converted_tiny("llama", "fp32"), threads=1, shared_kv=shared)
+    rng = np.random.default_rng(7)
+    vocab = lm.manifest.architecture.vocab_size
+    prompt, a, b = (
+        rng.integers(0, vocab, size=(1, 5)),
+        rng.integers(0, vocab, size=(3, 1)),
+        rng.integers(0, vocab, size=(3, 1)),
+    )
+    cache = lm.new_cache(3, capacity=5 + 2)
+    lm.run(cache, prompt)
+    cache.replicate(3)
+    fork = cache.fork(capacity=5 + 3)
+    from_fork = lm.run(fork, a).copy()
+    lm.run(fork, b)
+    from_origin = lm.run(cache, a).copy()
+    np.testing.assert_allclose(from_fork, from_origin, atol=ATOL)
+    assert (fork.length, cache.length, fork.rows) == (7, 6, 3)
+
+
 def test_set_length_times_a_step_at_any_context(converted_tiny):
     """The profiler's way to time one step: a cache declared ``context`` long and rewound before
     every step; both caches give the same logits, every time."""

@@ -4,10 +4,11 @@ from *one* generation up to the largest budget.
 How one pass serves every budget: the thinking prompt is the same for every budget > 0 and
 sample i draws from its own seeded stream, so a run with budget b thinks exactly the first b
 tokens of a run with a larger budget. At each checkpoint b the rows still thinking are branched —
-their KV cache is kept by reference (the numpy forward pass never mutates its inputs) and their
-random streams are copied — forced to answer as the runtime would at budget b, and the main pass
-goes on as if nothing happened. A row that ended on its own before b answers from its reasoning,
-as in the runtime. Budget 0 uses its own direct-answer prompt.
+their KV cache forked (the generator's in-place cache, copied up to the checkpoint into a buffer
+with room for the forcing and the answer) and their random streams copied — forced to answer as
+the runtime would at budget b, and the main pass goes on as if nothing happened. A row that
+ended on its own before b answers from its reasoning, as in the runtime.
+Budget 0 uses its own direct-answer prompt.
 
 N = 1 at run time is greedy decoding, not one sample: so a greedy row rides along and acc(b, 1)
 comes from it; acc(b, N ≥ 2) comes from the K sampled rows (see accuracy.py).
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..runtime.onnx_model import OnnxCausalLM, Past
+from ..runtime.kv_cache import KVCache
+from ..runtime.onnx_model import OnnxCausalLM
 from ..runtime.prompting import build_prompt, force_text
 from ..runtime.sampling import GREEDY, SamplingParams, sample_rows
 from ..tts.answers import extract_answer
@@ -38,10 +40,10 @@ class QuestionAnswers:
 
 
 class _Rows:
-    """Rows decoded together: row r uses ``params[r]`` and ``generators[r]`` (None = greedy)."""
+    """Rows decoded together over one cache: row r uses ``generators[r]`` (None = greedy)."""
 
-    def __init__(self, generators: list[np.random.Generator | None], past: Past, length: int):
-        self.generators, self.past, self.length = generators, past, length
+    def __init__(self, generators: list[np.random.Generator | None], cache: KVCache):
+        self.generators, self.cache = generators, cache
 
     def sample(self, logits: np.ndarray, params: SamplingParams) -> np.ndarray:
         tokens = np.empty(len(self.generators), dtype=np.int64)
@@ -54,15 +56,18 @@ class _Rows:
         return tokens
 
     def feed(self, lm: OnnxCausalLM, ids: np.ndarray) -> np.ndarray:
-        self.length += ids.shape[1]
-        mask = np.ones((ids.shape[0], self.length), dtype=np.int64)
-        logits, self.past = lm.forward(ids, self.past, mask)
-        return logits[:, -1]
+        return lm.run(self.cache, ids)[:, -1]
 
-    def subset(self, rows: list[int]) -> _Rows:
-        index = np.asarray(rows, dtype=np.int64)
-        past = {name: value[index] for name, value in self.past.items()}
-        return _Rows([self.generators[r] for r in rows], past, self.length)
+    def keep(self, rows: list[int]) -> list[int]:
+        """Keep ``rows`` (ascending); return their new order (the cache may move rows)."""
+        order = self.cache.keep(rows)
+        self.generators = [self.generators[r] for r in order]
+        return order
+
+    def branch(self, room: int) -> _Rows:
+        """A copy to decode ``room`` more tokens on without touching this one."""
+        generators = [copy.deepcopy(g) for g in self.generators]
+        return _Rows(generators, self.cache.fork(self.cache.length + room))
 
 
 def _answer(
@@ -83,18 +88,21 @@ def _answer(
         if not keep or len(out[active[keep[0]]]) >= limit:
             break
         if len(keep) < len(active):
-            rows = rows.subset(keep)
-            logits, tokens = logits[keep], tokens[keep]
-            active = [active[p] for p in keep]
+            order = rows.keep(keep)
+            tokens = tokens[order]
+            active = [active[p] for p in order]
         logits = rows.feed(lm, tokens.reshape(-1, 1))
     return out
 
 
-def _prefill(lm: OnnxCausalLM, ids: list[int], generators) -> tuple[_Rows, np.ndarray]:
-    logits, past = lm.forward(np.array([ids], dtype=np.int64), lm.empty_past(1))
+def _prefill(lm: OnnxCausalLM, ids: list[int], generators, room: int) -> tuple[_Rows, np.ndarray]:
+    """The prompt once, its cache replicated to one row per generator, with ``room`` tokens to go."""
     count = len(generators)
-    rows = _Rows(generators, {n: np.repeat(v, count, axis=0) for n, v in past.items()}, len(ids))
-    return rows, np.repeat(logits[:, -1], count, axis=0)
+    cache = lm.new_cache(count, len(ids) + room)
+    logits = lm.run(cache, np.array([ids], dtype=np.int64))
+    last = np.repeat(logits[:, -1], count, axis=0)
+    cache.replicate(count)
+    return _Rows(generators, cache), last
 
 
 def calibrate_question(
@@ -113,7 +121,8 @@ def calibrate_question(
 
     if 0 in budgets:
         generators = [np.random.default_rng([seed, i]) for i in range(samples)] + [None]
-        rows, logits = _prefill(lm, tokenizer.encode(build_prompt(fmt, question, 0)).ids, generators)
+        prompt = tokenizer.encode(build_prompt(fmt, question, 0)).ids
+        rows, logits = _prefill(lm, prompt, generators, answer_tokens)
         for row, tokens in enumerate(_answer(lm, rows, logits, params, stop, answer_tokens)):
             answers[row][budgets.index(0)] = extract_answer(decode(tokens))
     thinking = sorted(b for b in budgets if b > 0)
@@ -122,13 +131,15 @@ def calibrate_question(
 
     force_ids = tokenizer.encode(force_text(fmt), add_special_tokens=False).ids
     generators = [np.random.default_rng([seed, i]) for i in range(samples)] + [None]
-    rows, logits = _prefill(lm, tokenizer.encode(build_prompt(fmt, question, thinking[0])).ids, generators)
+    prompt = tokenizer.encode(build_prompt(fmt, question, thinking[0])).ids
+    probe_room = len(force_ids) + answer_tokens
+    rows, logits = _prefill(lm, prompt, generators, thinking[-1] + probe_room)
     active = list(range(rows_total))  # original row index of each row still thinking
     for step in range(thinking[-1] + 1):
         if step in thinking:  # checkpoint: every row still thinking is forced to answer here
-            # The branch shares the cache (forward() never mutates its inputs) and copies the
-            # random streams, so the main pass samples exactly what it would have without it.
-            branch = _Rows([copy.deepcopy(g) for g in rows.generators], rows.past, rows.length)
+            # The branch has its own cache and copies of the random streams, so the main pass
+            # samples exactly what it would have without it.
+            branch = rows.branch(probe_room)
             branch_logits = _force(lm, branch, force_ids)
             said = _answer(lm, branch, branch_logits, params, stop, answer_tokens)
             for position, tokens in enumerate(said):
@@ -151,9 +162,9 @@ def calibrate_question(
         if not keep:
             break
         if len(keep) < len(active):
-            rows = rows.subset(keep)
-            tokens = tokens[keep]
-            active = [active[p] for p in keep]
+            order = rows.keep(keep)
+            tokens = tokens[order]
+            active = [active[p] for p in order]
         logits = rows.feed(lm, tokens.reshape(-1, 1))
         if on_step:
             on_step()

@@ -30,6 +30,7 @@ from .sampling import GREEDY, SamplingParams, sample_rows
 # the answer phase can be slower than the running mean (thermal throttling, other load).
 RESERVE_FACTOR = 1.5
 UNLIMITED = -1  # budget value meaning "until the context is full"
+FIRST_THINK_ROOM = 512  # thinking room a cache starts with; longer budgets grow it
 
 
 @dataclass
@@ -112,7 +113,10 @@ def generate(
 
     all_samples = [Sample(i) for i in indices]
     rows = len(all_samples)
-    cache = lm.new_cache(rows, needed)  # owned by this call: concurrent calls never share buffers
+    # Owned by this call (concurrent calls never share buffers). A long (above all an unlimited)
+    # budget starts with FIRST_THINK_ROOM and grows: a context-sized buffer slows the prefill.
+    first = len(prompt_ids) + min(budget, FIRST_THINK_ROOM) + len(force_ids) + answer_tokens
+    cache = lm.new_cache(rows, first, max_capacity=needed)
     logits = lm.run(cache, np.array([prompt_ids], dtype=np.int64))
     prefill_done = time.perf_counter()
     next_logits = np.repeat(logits[:, -1], rows, axis=0)

@@ -64,14 +64,16 @@ class OnnxCausalLM:
         gqa = self.manifest.graph.get("ops", {}).get("GroupQueryAttention", 0) == self.layers
         self.shared_kv = shared_kv and gqa and "attention_mask" in self.input_names
 
-    def new_cache(self, batch: int, capacity: int) -> KVCache:
+    def new_cache(self, batch: int, capacity: int, max_capacity: int | None = None) -> KVCache:
         """An empty cache with one row (for the shared prefill) and room for ``batch`` rows of
-        ``capacity`` tokens each; widen it with ``replicate``."""
+        ``capacity`` tokens each, grown on demand up to ``max_capacity`` (default: ``capacity``);
+        widen it with ``replicate``."""
         if self.shared_kv:
             arch = self.manifest.architecture
             return SharedKVCache(
-                self.session, self.layers, self.kv_heads, self.head_dim, arch.vocab_size, batch, capacity
-            )
+                self.session, self.layers, self.kv_heads, self.head_dim, arch.vocab_size, batch,
+                capacity, max_capacity,
+            )  # fmt: skip
         return NumpyKVCache(self.forward, self.empty_past(1))
 
     def run(self, cache: KVCache, input_ids: np.ndarray) -> np.ndarray:
