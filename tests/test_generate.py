@@ -15,6 +15,7 @@ from conftest import copy_entry
 from edgetts.engine import Engine
 from edgetts.errors import EdgeTTSError, ModelNotFoundError, UnsupportedPrecisionError
 from edgetts.runtime.generator import generate
+from edgetts.runtime.kv_cache import SharedKVCache
 from edgetts.runtime.sampling import SamplingParams
 
 QUESTION = "Question: what is 12 plus 7?"
@@ -162,6 +163,25 @@ def test_budget_minus_one_thinks_until_the_context_is_full(tiny):
     assert len(sample.think) <= room
     if sample.forced_by == "budget":
         assert len(sample.think) == room
+
+
+def test_a_cache_grown_during_generation_gives_the_same_samples(tiny, monkeypatch):
+    """A long budget starts with a small cache that doubles as the samples think: the tokens
+    must be those of a cache reserved up front."""
+    lm, tok = tiny
+    from edgetts.runtime import generator
+
+    reserved = generate(lm, tok, QUESTION, budget=24, samples=3, seed=4, sampling=WARM)
+    monkeypatch.setattr(generator, "FIRST_THINK_ROOM", 2)
+    growths = []
+    grow = SharedKVCache._grow
+    monkeypatch.setattr(
+        SharedKVCache, "_grow", lambda cache, needed: growths.append(needed) or grow(cache, needed)
+    )
+    grown = generate(lm, tok, QUESTION, budget=24, samples=3, seed=4, sampling=WARM)
+    assert growths, "the cache never had to grow: the test tests nothing"
+    assert [s.think for s in grown.samples] == [s.think for s in reserved.samples]
+    assert [s.answer for s in grown.samples] == [s.answer for s in reserved.samples]
 
 
 def test_slow_prefill_does_not_force_the_answer_early(tiny):
