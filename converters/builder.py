@@ -7,7 +7,8 @@ graph has what a decoder needs and nothing else, ~13 nodes per layer: (Skip)Simp
 one packed QKV MatMul (+ bias for qwen2), GroupQueryAttention with rotary embedding and the KV
 cache inside, the output projection, and a SiLU-gated MLP. Inputs and outputs are the same as
 optimum's (``input_ids``, ``attention_mask``, ``past_key_values.*``; ``logits``, ``present.*``)
-minus ``position_ids``, which GroupQueryAttention derives from the attention mask.
+minus ``position_ids``, which GroupQueryAttention derives from the attention mask, plus an
+optional ``logits_to_keep`` (see below).
 
 Weights stay fp32 MatMul initializers here; converters.quantize turns them into INT4/INT8/FP16
 exactly as it does for optimum's graph. Architectures or rope scalings this file does not know
@@ -24,6 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 SUPPORTED = ("llama", "qwen2")
 OPSET = 21
+LOGITS_TO_KEEP = "logits_to_keep"
 
 
 def supports(config: dict) -> bool:
@@ -195,7 +197,17 @@ def build_decoder(hf_dir: Path) -> onnx.ModelProto:
         head_name = g.weight("lm_head.weight", head.T)
     else:  # tied: one copy in the file; the quantizers untie it (graph.untie_lm_head)
         (head_name,) = g.node("Transpose", [embed], "/lm_head/Transpose", perm=[1, 0])
-    g.node("MatMul", [normed, head_name], "/lm_head/MatMul", outputs=["logits"])
+    # logits_to_keep (HF's argument of that name): logits for the last K positions only, 0 = all
+    # (the default, an initializer the caller may override). Why: a prefill needs one position's
+    # logits, and the vocabulary projection of every prompt position was ~13 % of a Qwen2.5
+    # prefill and a [prompt, 152k] array.
+    keep = g.const(LOGITS_TO_KEEP, np.array([0], np.int64))
+    (first,) = g.node("Neg", [keep], "/lm_head/keep/Neg")
+    end = g.const("keep_end", np.array([np.iinfo(np.int64).max], np.int64))
+    (kept,) = g.node(
+        "Slice", [normed, first, end, g.const("keep_axis", np.array([1], np.int64))], "/lm_head/keep"
+    )
+    g.node("MatMul", [kept, head_name], "/lm_head/MatMul", outputs=["logits"])
 
     batch, seq, past, total_dim = (
         "batch_size",
@@ -206,6 +218,7 @@ def build_decoder(hf_dir: Path) -> onnx.ModelProto:
     inputs = [
         helper.make_tensor_value_info("input_ids", TensorProto.INT64, [batch, seq]),
         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [batch, total_dim]),
+        helper.make_tensor_value_info(LOGITS_TO_KEEP, TensorProto.INT64, [1]),
     ]
     for i in range(layers):
         for kind in ("key", "value"):
@@ -214,7 +227,7 @@ def build_decoder(hf_dir: Path) -> onnx.ModelProto:
                     f"past_key_values.{i}.{kind}", TensorProto.FLOAT, [batch, kv_heads, past, head_dim]
                 )
             )
-    outs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, seq, vocab])]
+    outs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, "logits_length", vocab])]
     outs += [
         helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, kv_heads, total_dim, head_dim])
         for name in outputs

@@ -115,6 +115,7 @@ def test_the_ladder_ships_measured_gsm8k_tables(edgetts_home):
         assert calibration.source == "measured" and calibration.conditions["onnxruntime"]
         assert [r["index"] for r in calibration.results] == list(range(len(calibration.results)))
         table = calibration.table()
-        assert table.questions >= 40 and table.budgets == [0, 32, 64, 128, 256]
+        assert table.questions >= 100 and table.budgets[:5] == [0, 32, 64, 128, 256]
     qwen = tables.load("qwen2.5-coder-0.5b-int4", "gsm8k").table()
-    assert qwen.at(256, 8) > qwen.at(0, 8), "reasoning should pay on GSM8K"
+    most = max(qwen.samples)
+    assert qwen.at(max(qwen.budgets), most) > qwen.at(0, most), "reasoning should pay on GSM8K"

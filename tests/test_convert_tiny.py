@@ -64,6 +64,22 @@ def test_fp32_incremental_decode_matches_full_sequence(arch, exporter, converted
     np.testing.assert_allclose(np.stack(steps[:-1], axis=1), full[:, 7:11], atol=1e-4)
 
 
+@pytest.mark.parametrize("quant", ("fp32", "int4"))
+def test_logits_to_keep_gives_the_last_positions_only(quant, converted_tiny):
+    """The builder's graphs project only the last K positions when asked (0 = all, the default),
+    and the generator's cache asks for one."""
+    lm = OnnxCausalLM(converted_tiny("qwen2", quant))
+    ids = random_prompts(converted_tiny("qwen2", quant), count=2, length=10)
+    full, past = lm.forward(ids, lm.empty_past(2))
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), **lm.empty_past(2)}
+    for keep in (1, 3):
+        (kept,) = lm.session.run(["logits"], {**feed, "logits_to_keep": np.array([keep], dtype=np.int64)})
+        np.testing.assert_allclose(kept, full[:, -keep:], atol=1e-5)
+    cache = lm.new_cache(1, 10)
+    assert cache.last_logits_only
+    np.testing.assert_allclose(lm.run(cache, ids[:1]), full[:1, -1:], atol=1e-4)
+
+
 @pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("quant", ("fp16", "int8", "int4"))
 @pytest.mark.parametrize("arch", ARCHS)

@@ -48,6 +48,8 @@ import onnxruntime as ort
 
 from ..errors import EdgeTTSError
 
+LOGITS_TO_KEEP = "logits_to_keep"  # the graph input converters/builder.py adds (runtime needs no converters)
+
 Past = dict[str, np.ndarray]
 Forward = Callable[[np.ndarray, Past, np.ndarray], tuple[np.ndarray, Past]]
 
@@ -77,11 +79,18 @@ class SharedKVCache:
         self._logits = np.empty(batch * vocab, dtype=np.float32)  # one step's logits, reused
         self._ids = np.zeros((1, 0), dtype=np.int64)  # kept alive while bound
         self._binding = session.io_binding()
+        names = {i.name for i in session.get_inputs()} | {
+            i.name for i in session.get_overridable_initializers()
+        }
+        self.last_logits_only = LOGITS_TO_KEEP in names
+        if self.last_logits_only:
+            self._keep_one = np.ones(1, dtype=np.int64)
+            self._bind_input(LOGITS_TO_KEEP, self._keep_one)
         self._bind_cache()
 
     def run(self, input_ids: np.ndarray) -> np.ndarray:
-        """Feed ``input_ids`` [rows, new] after the cached tokens and return the logits
-        [rows, new, vocab]. The step-sized logits are a view that the next call overwrites."""
+        """Feed ``input_ids`` [rows, new] after the cached tokens and return the last position's
+        logits [rows, 1, vocab], a view that the next call overwrites."""
         rows, new = input_ids.shape
         total = self.length + new
         if rows != self.rows or total > self.max_capacity:
@@ -93,14 +102,16 @@ class SharedKVCache:
         self._ids = np.ascontiguousarray(input_ids, dtype=np.int64)
         self._bind_input("input_ids", self._ids)
         self._bind_input("attention_mask", self._ones[: rows * total].reshape(rows, total))
-        size = rows * new * self.vocab
-        # A prompt's logits do not fit the step buffer: they get their own array, freed after use.
+        # Graphs with logits_to_keep skip the other positions' vocabulary projection; older ones
+        # compute every position's logits, of which the last are taken.
+        kept = 1 if self.last_logits_only else new
+        size = rows * kept * self.vocab
         out = self._logits[:size] if size <= self._logits.size else np.empty(size, dtype=np.float32)
-        logits = out.reshape(rows, new, self.vocab)
+        logits = out.reshape(rows, kept, self.vocab)
         self._binding.bind_output("logits", "cpu", 0, np.float32, logits.shape, logits.ctypes.data)
         self.session.run_with_iobinding(self._binding)
         self.length = total
-        return logits
+        return logits[:, -1:]
 
     def replicate(self, rows: int) -> None:
         """Copy row 0 (the prefilled prompt) to rows 1..rows-1."""
@@ -199,7 +210,7 @@ class NumpyKVCache:
         mask = np.ones((self.rows, total), dtype=np.int64)
         logits, self.past = self.forward(input_ids, self.past, mask)
         self.length = total
-        return logits
+        return logits[:, -1:]
 
     def replicate(self, rows: int) -> None:
         self.past = {name: np.repeat(value, rows, axis=0) for name, value in self.past.items()}

@@ -78,7 +78,8 @@ class OnnxCausalLM:
 
     def run(self, cache: KVCache, input_ids: np.ndarray) -> np.ndarray:
         """Feed ``input_ids`` [cache.rows, new] after the cache's tokens, growing it by ``new``;
-        return the logits [rows, new, vocab] (valid until the next ``run`` on that cache). Every
+        return the last position's logits [rows, 1, vocab] (valid until the next ``run`` on that
+        cache): generation never needs the others, and the builder's graphs skip computing them. Every
         model call of a generation goes through here (the deadline tests slow it down)."""
         return cache.run(input_ids)
 
