@@ -108,6 +108,7 @@ def bench(
     )
     runs = plan_runs(problems, targets_ms, pool.fixed)
     runner = Runner(engine, meter_for(info), pool.models, targets_ms, log, seed)
+    runner.warm_up()
     with progress_bar(f"bench on {name}", sum(r not in log for r in runs)) as advance:
         outcome = runner.run(problems, runs, advance)
     settings = {

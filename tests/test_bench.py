@@ -121,6 +121,28 @@ def test_bench_numbers_are_consistent_and_a_rerun_resumes(bench_args):
     assert [tuple(r[k] for k in key) for r in rerun] == [tuple(r[k] for k in key) for r in dropped]
 
 
+def test_every_model_answers_once_before_the_timed_runs(bench_args, monkeypatch):
+    """Model loading and onnxruntime's first run are start-up costs, not a request's latency."""
+    from edgetts.bench.runner import WARM_UP_QUESTION
+    from edgetts.engine import Engine
+
+    calls = []
+    generate = Engine.generate
+
+    def spy(self, question, **kwargs):
+        calls.append((question, kwargs["model"]))
+        return generate(self, question, **kwargs)
+
+    monkeypatch.setattr(Engine, "generate", spy)
+    args, output = bench_args
+    result = bench([*args, "--fixed", "none"])
+    assert result.exit_code == 0, result.output
+    models = json.loads(result.stdout)["settings"]["models"]
+    assert calls[: len(models)] == [(WARM_UP_QUESTION, m) for m in models]
+    assert sum(q == WARM_UP_QUESTION for q, _ in calls) == len(models)
+    assert all(r["kind"] in ("planned", "greedy") for r in records(output))
+
+
 def test_without_fixed_configurations_there_is_no_oracle(bench_args):
     args, output = bench_args
     summary = json.loads(bench([*args, "--fixed", "none", "--limit", "1"]).stdout)
