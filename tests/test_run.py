@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import copy_entry
@@ -114,3 +115,31 @@ def test_plan_for_the_published_orin_profile(edgetts_home, tmp_path):
     impossible = cli("plan", "--latency", "300ms", *flags, home=edgetts_home)
     assert impossible.returncode == 1
     assert "fastest achievable is 489 ms (deepseek-r1-distill-qwen-1.5b-fp16" in impossible.stderr
+
+
+def test_solve_gives_the_guard_what_planning_left_of_the_target(calibrated_tiny, monkeypatch):
+    """The caller's clock starts before planning: a slow plan shortens the generation's deadline."""
+    from edgetts import store
+    from edgetts.engine import Engine
+    from edgetts.profiling.device_profile import DeviceProfile
+    from edgetts.profiling.profiler import profile_entry
+    from edgetts.profiling.sweep import QUICK
+
+    model = profile_entry(store.get("llama-fp32"), QUICK)
+    profile = DeviceProfile({"id": "here"}, {"source": "measured"}, {"llama-fp32": model})
+    engine = Engine(threads=1, profile=profile, eval_name="sums")
+    plan, generate = Engine.plan, Engine.generate
+    deadlines = []
+
+    def slow_plan(self, *args, **kwargs):
+        time.sleep(0.2)
+        return plan(self, *args, **kwargs)
+
+    def spy(self, question, **kwargs):
+        deadlines.append(kwargs["deadline"])
+        return generate(self, question, **kwargs)
+
+    monkeypatch.setattr(Engine, "plan", slow_plan)
+    monkeypatch.setattr(Engine, "generate", spy)
+    engine.solve(QUESTION, latency=30.0)
+    assert deadlines and deadlines[0] <= 30.0 - 0.2

@@ -26,8 +26,9 @@ from .onnx_model import OnnxCausalLM
 from .prompting import build_prompt, force_text
 from .sampling import GREEDY, SamplingParams, sample_rows
 
-# Safety factor on the measured step time when reserving time for the forced answer: a step of
-# the answer phase can be slower than the running mean (thermal throttling, other load).
+# Safety factor on the measured step time wherever the guard decides whether one more step (or
+# the forced answer) still fits: a step can be slower than the running mean (thermal
+# throttling, other load), and one late step is a missed deadline.
 RESERVE_FACTOR = 1.5
 UNLIMITED = -1  # budget value meaning "until the context is full"
 FIRST_THINK_ROOM = 512  # thinking room a cache starts with; longer budgets grow it
@@ -135,7 +136,7 @@ def generate(
     while batch.samples:
         elapsed = time.perf_counter() - start
         if force_queue:
-            if deadline is not None and elapsed + step_time >= deadline:
+            if deadline is not None and elapsed + RESERVE_FACTOR * step_time >= deadline:
                 break  # not even time to finish forcing: return on time without an answer
             # GroupQueryAttention on the CPU takes several new tokens after a cache only at
             # batch 1, so a batch is fed the (short) forcing text one token per step.
@@ -157,8 +158,10 @@ def generate(
                     sample.forced_by = forced_by
                 force_queue = list(force_ids)
                 continue
-        elif deadline is not None and elapsed + step_time >= deadline:
-            for sample in batch.samples:  # out of time mid-answer: keep what was said
+        elif deadline is not None and elapsed + RESERVE_FACTOR * step_time >= deadline:
+            # Out of time mid-answer (a step may take RESERVE_FACTOR x the measured one: a late
+            # step is a missed deadline): keep what was said.
+            for sample in batch.samples:
                 sample.forced_by = "deadline"
             forced_by = "deadline"
             break
