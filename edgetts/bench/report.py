@@ -207,6 +207,11 @@ def markdown(summary: dict[str, Any], plot_note: str) -> str:
     return "\n".join(lines)
 
 
+def _close(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Two plotted points a label would overlap on (log latency axis)."""
+    return abs(a[0] - b[0]) <= 0.15 * max(a[0], b[0]) and abs(a[1] - b[1]) <= 0.02
+
+
 def plot(summary: dict[str, Any], path: Path) -> bool:
     """Accuracy against measured p99 latency: the fixed configurations and their frontier, the
     planner at every target, baseline (a), and the targets. False (nothing written) without
@@ -232,18 +237,24 @@ def plot(summary: dict[str, Any], path: Path) -> bool:
         points = [(e[kind]["p99_ms"] / 1000, e[kind]["accuracy"]) for e in summary["targets"] if e[kind]]
         if points:
             axes.scatter(*zip(*points, strict=True), s=90, marker=marker, color=color, zorder=3, label=label)
+    labels: dict[tuple[float, float], list[str]] = {}  # targets whose planned points coincide
     for entry in summary["targets"]:
         axes.axvline(entry["target_ms"] / 1000, color="0.8", linestyle=":", linewidth=1)
         if entry["planned"]:
             point = (entry["planned"]["p99_ms"] / 1000, entry["planned"]["accuracy"])
-            axes.annotate(
-                _ms(entry["target_ms"]), point, textcoords="offset points", xytext=(4, 6), fontsize=7
-            )
-    axes.set_ylim(-0.02, 1.02)
+            near = next((p for p in labels if _close(p, point)), point)
+            labels.setdefault(near, []).append(_ms(entry["target_ms"]))
+    for point, names in labels.items():
+        axes.annotate(", ".join(names), point, textcoords="offset points", xytext=(6, -12), fontsize=7)
+    # The accuracies the ladder reaches, not the whole [0, 1]: small models score low.
+    highest = max([a["accuracy_high"] for a in summary["fixed"]] + [
+        e[k]["accuracy_high"] for e in summary["targets"] for k in ("planned", "greedy") if e[k]
+    ] + [0.1])  # fmt: skip
+    axes.set_ylim(-0.01, min(1.02, 1.1 * highest))
     axes.set_xscale("log")
     axes.set_xlabel("measured p99 latency (s); dotted: targets")
     axes.set_ylabel("accuracy")
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="upper left", fontsize="small")
     image = io.BytesIO()
     figure.savefig(image, format="png", dpi=150)
     write_bytes_atomic(path, image.getvalue())
