@@ -23,9 +23,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..runtime.kv_cache import LOGITS_TO_KEEP
+
 SUPPORTED = ("llama", "qwen2")
 OPSET = 21
-LOGITS_TO_KEEP = "logits_to_keep"
 
 
 def supports(config: dict) -> bool:

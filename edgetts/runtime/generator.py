@@ -1,12 +1,13 @@
 """Generation with test-time scaling: one shared prefill, N samples decoded together, budget
 forcing, a deadline guard and majority vote with early stop.
 
-KV cache: one buffer sized for the whole request (prompt + budget + forcing + answer) that the
-model writes into in place (kv_cache.SharedKVCache; the numpy cache for graphs without
-GroupQueryAttention). The prompt is prefilled once at batch 1 into row 0 and copied to N rows;
-rows of samples that finish are dropped from the batch (kept rows gathered into the front of
-the buffer, once per finishing event) so that they stop costing compute: measured faster than
-masking them (kv_cache.py has the numbers).
+KV cache: one buffer for the request (prompt + budget + forcing + answer; a long budget starts
+smaller and the buffer doubles as needed) that the model writes into in place
+(kv_cache.SharedKVCache; the numpy cache for graphs without GroupQueryAttention). The prompt
+is prefilled once at batch 1 into row 0 and copied to N rows; rows of samples that finish are
+dropped from the batch (kept rows gathered into the front of the buffer, once per finishing
+event) so that they stop costing compute: measured faster than masking them (kv_cache.py has
+the numbers).
 """
 
 from __future__ import annotations

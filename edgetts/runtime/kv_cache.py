@@ -48,7 +48,7 @@ import onnxruntime as ort
 
 from ..errors import EdgeTTSError
 
-LOGITS_TO_KEEP = "logits_to_keep"  # the graph input converters/builder.py adds (runtime needs no converters)
+LOGITS_TO_KEEP = "logits_to_keep"  # the graph input converters/builder.py adds
 
 Past = dict[str, np.ndarray]
 Forward = Callable[[np.ndarray, Past, np.ndarray], tuple[np.ndarray, Past]]
