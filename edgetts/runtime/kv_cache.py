@@ -70,7 +70,9 @@ class SharedKVCache:
         batch: int,
         capacity: int,
         max_capacity: int | None = None,
+        last_logits_only: bool = False,
     ):
+        """``last_logits_only``: the graph takes ``LOGITS_TO_KEEP`` (the model knows, once)."""
         self.session, self.vocab = session, vocab
         self.max_capacity = max(capacity, max_capacity or capacity)
         self.rows, self.length = 1, 0
@@ -79,11 +81,8 @@ class SharedKVCache:
         self._logits = np.empty(batch * vocab, dtype=np.float32)  # one step's logits, reused
         self._ids = np.zeros((1, 0), dtype=np.int64)  # kept alive while bound
         self._binding = session.io_binding()
-        names = {i.name for i in session.get_inputs()} | {
-            i.name for i in session.get_overridable_initializers()
-        }
-        self.last_logits_only = LOGITS_TO_KEEP in names
-        if self.last_logits_only:
+        self.last_logits_only = last_logits_only
+        if last_logits_only:
             self._keep_one = np.ones(1, dtype=np.int64)
             self._bind_input(LOGITS_TO_KEEP, self._keep_one)
         self._bind_cache()
@@ -148,8 +147,9 @@ class SharedKVCache:
         a branch that can be decoded (calibration's answer probes) while this one goes on."""
         layers, _, _, kv_heads, head_dim = self._shape
         twin = SharedKVCache(
-            self.session, layers, kv_heads, head_dim, self.vocab, self.rows, max(capacity, self.length)
-        )
+            self.session, layers, kv_heads, head_dim, self.vocab, self.rows, max(capacity, self.length),
+            last_logits_only=self.last_logits_only,
+        )  # fmt: skip
         twin.buffer[:, :, :, :, : self.length] = self.buffer[:, :, : self.rows, :, : self.length]
         twin.rows, twin.length = self.rows, self.length
         twin._bind_cache()

@@ -18,7 +18,7 @@ import psutil
 from ..errors import CorruptModelError
 from ..manifest import MANIFEST_NAME, Manifest
 from ..precision import require_precision
-from .kv_cache import KVCache, NumpyKVCache, Past, SharedKVCache
+from .kv_cache import LOGITS_TO_KEEP, KVCache, NumpyKVCache, Past, SharedKVCache
 
 
 def default_threads() -> int:
@@ -58,6 +58,9 @@ class OnnxCausalLM:
         self.kv_heads = arch.kv_heads
         self.head_dim = arch.head_dim
         self.input_names = {i.name for i in self.session.get_inputs()}
+        # Inputs with a default (an initializer) are listed apart: the builder's logits_to_keep.
+        overridable = {i.name for i in self.session.get_overridable_initializers()}
+        self.last_logits_only = LOGITS_TO_KEEP in self.input_names | overridable
         self.output_names = [o.name for o in self.session.get_outputs()]
         # Every layer's attention must be GroupQueryAttention (edgetts' builder); optimum's
         # export concatenates past and new keys itself and cannot write into a shared buffer.
@@ -72,7 +75,7 @@ class OnnxCausalLM:
             arch = self.manifest.architecture
             return SharedKVCache(
                 self.session, self.layers, self.kv_heads, self.head_dim, arch.vocab_size, batch,
-                capacity, max_capacity,
+                capacity, max_capacity, self.last_logits_only,
             )  # fmt: skip
         return NumpyKVCache(self.forward, self.empty_past(1))
 
