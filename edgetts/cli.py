@@ -144,6 +144,13 @@ def convert(
 @click.option(
     "--temperature", type=float, help="Sampling temperature (default: greedy for 1 sample, else 0.7)."
 )
+@click.option(
+    "--anchor/--no-anchor",
+    default=True,
+    show_default=True,
+    help="With several samples, decode sample 0 greedily and give it the vote's ties "
+    "(what the calibration tables assume); --no-anchor samples every vote.",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def generate(
@@ -155,6 +162,7 @@ def generate(
     seed: int,
     answer_tokens: int,
     temperature: float | None,
+    anchor: bool,
     threads: int | None,
     as_json: bool,
 ) -> None:
@@ -185,6 +193,7 @@ def generate(
             answer_tokens=answer_tokens,
             sampling=sampling,
             on_token=on_token,
+            anchor=anchor,
         )
     if as_json:
         click.echo(json.dumps(answer.to_json(), indent=2))

@@ -60,8 +60,9 @@ def calibrate(
     """Measure MODEL's accuracy at every budget and sample count on an eval set.
 
     K samples per question are generated once up to the largest budget, with an answer probe
-    at every budget checkpoint; acc(budget, N) is the exact expectation of the majority vote
-    over N of them (N = 1: greedy). Interrupted runs resume.
+    at every budget checkpoint, plus the greedy answer; acc(budget, N) is the exact expectation
+    of the runtime's anchored vote (the greedy answer and N - 1 of the samples; N = 1: greedy,
+    N up to K + 1). Interrupted runs resume.
     """
     from rich.table import Table
 
@@ -83,7 +84,7 @@ def calibrate(
         title=f"{model} on {calibration.eval}: accuracy, {table.questions} questions ({calibration.path})"
     )
     view.add_column("budget")
-    shown = [n for n in table.samples if n in (1, 2, 4, 8, 16)]
+    shown = [n for n in table.samples if n in (1, 2, 3, 5, 9, 17) or n == table.samples[-1]]
     for n in shown:
         view.add_column(f"N={n}")
     for i, budget in enumerate(table.budgets):

@@ -172,11 +172,12 @@ class Engine:
         answer_tokens: int = 16,
         sampling: SamplingParams | None = None,
         on_token=None,
+        anchor: bool = True,
     ) -> Answer:
         lm, tokenizer = self.load(model)
         result: Generation = generate(
             lm, tokenizer, prompt, budget=budget, samples=samples, answer_tokens=answer_tokens,
-            deadline=deadline, seed=seed, sampling=sampling, on_token=on_token,
+            deadline=deadline, seed=seed, sampling=sampling, on_token=on_token, anchor=anchor,
         )  # fmt: skip
         return Answer(
             text=result.answer,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from edgetts.calibration.accuracy import AccuracyTable, accuracy_table, vote_accuracy
+from edgetts.calibration.accuracy import AccuracyTable, accuracy_table, anchored_vote_accuracy, vote_accuracy
 from edgetts.errors import EdgeTTSError
 from edgetts.tts.vote import majority
 
@@ -191,3 +191,46 @@ def test_full_calibration_size():
     table = accuracy_table(answers, ["a"] * 500, budgets, max_n=16)
     assert table.mean.shape == (7, 16)
     assert table.questions == 500
+
+
+def anchored_brute_force(anchor: str | None, answers: list[str | None], reference: str, m: int) -> float:
+    """The greedy answer as runtime sample 0, then every ordered m-tuple of distinct samples."""
+    tuples = list(itertools.permutations(range(len(answers)), m))
+    wins = sum(majority([anchor] + [answers[i] for i in chosen])[0] == reference for chosen in tuples)
+    return wins / len(tuples)
+
+
+def test_anchored_equals_brute_force_on_random_cases():
+    rng = random.Random(13)
+    for _ in range(150):
+        answers = random_case(rng, rng.randint(1, 7))
+        anchor = rng.choice(["a", "b", "c", "e", None])  # "e": a greedy answer no sample gave
+        for m in range(len(answers) + 1):
+            assert anchored_vote_accuracy(anchor, answers, "a", m) == pytest.approx(
+                anchored_brute_force(anchor, answers, "a", m), abs=1e-12
+            ), (anchor, answers, m)
+
+
+def test_anchored_by_hand():
+    # greedy right, samples [b, b]: one sample ties 1-1 and the tie goes to greedy; two outvote it
+    assert anchored_vote_accuracy("a", ["b", "b"], "a", 1) == 1.0
+    assert anchored_vote_accuracy("a", ["b", "b"], "a", 2) == 0.0
+    # greedy wrong (b), samples [a, a, b]: the reference needs both a's and no b (1 subset of 3)
+    assert anchored_vote_accuracy("b", ["a", "a", "b"], "a", 2) == pytest.approx(1 / 3, abs=1e-15)
+    # m = 0 is the greedy answer alone
+    assert anchored_vote_accuracy("a", ["b"], "a", 0) == 1.0
+    assert anchored_vote_accuracy(None, ["a"], "a", 0) == 0.0
+
+
+def test_anchored_table_starts_at_greedy_and_reaches_k_plus_one():
+    rng = random.Random(17)
+    answers = make_answers(rng, questions=30, samples=4, budgets=2)
+    anchors = [[rng.choice(["a", "b", None]) for _ in range(2)] for _ in range(30)]
+    table = accuracy_table(answers, ["a"] * 30, [0, 64], max_n=5, anchors=anchors)
+    assert table.samples == [1, 2, 3, 4, 5]
+    assert table.at(64, 1) == pytest.approx(np.mean([a[1] == "a" for a in anchors]), abs=1e-12)
+    pairs = zip(anchors, answers, strict=True)
+    expected = np.mean([anchored_vote_accuracy(g[0], [s[0] for s in q], "a", 2) for g, q in pairs])
+    assert table.at(0, 3) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(EdgeTTSError, match="at least 5 samples"):
+        accuracy_table(answers, ["a"] * 30, [0, 64], max_n=6, anchors=anchors)

@@ -28,9 +28,12 @@ def test_probes_equal_runs_at_each_budget(tiny):
     got = calibrate_question(lm, tok, QUESTION, BUDGETS, samples, answer_tokens=6, seed=5, params=WARM)
     values = set()
     for j, budget in enumerate(BUDGETS):
+        # Calibration's sampled rows are the runtime's streams 0..K-1 drawn (anchor=False); an
+        # anchored vote uses the greedy row and streams 1..N-1, exchangeable with them.
         run = generate(
-            lm, tok, QUESTION, budget=budget, samples=samples, answer_tokens=6, seed=5, sampling=WARM
-        )
+            lm, tok, QUESTION, budget=budget, samples=samples, answer_tokens=6, seed=5, sampling=WARM,
+            anchor=False,
+        )  # fmt: skip
         expected = [s.value for s in run.samples]
         if not run.stopped_early:  # an early stop cancels votes that calibration still records
             assert [got.sampled[k][j] for k in range(samples)] == expected, f"budget {budget}"
@@ -58,6 +61,9 @@ def test_table_uses_greedy_for_one_sample_and_votes_for_more():
     table = calibration.table()
     assert table.at(0, 1) == 0.5 and table.at(8, 1) == 1.0  # greedy answers
     assert table.at(8, 3) == 1.0
+    assert table.samples == [1, 2, 3, 4]  # the greedy answer plus up to K = 3 samples
+    # budget 0, first question: greedy "1" plus all three samples (5, 1, 1) stays "1"
+    assert table.at(0, 4) == 0.5
     # budget 0, N = 3: question 0 votes 1 (wrong), question 1 votes 2 (right)
     assert table.at(0, 3) == 0.5
     assert np.all(table.low <= table.mean) and np.all(table.mean <= table.high)

@@ -34,6 +34,18 @@ def test_shared_prefix_samples_equal_independent_runs(tiny):
     assert len({tuple(s.think) for s in together.samples}) > 1, "samples should differ from each other"
 
 
+def test_anchored_vote_decodes_sample_0_greedily_and_the_rest_as_before(tiny):
+    lm, tok = tiny
+    greedy = generate(lm, tok, QUESTION, budget=12, samples=1)
+    anchored = generate(lm, tok, QUESTION, budget=12, samples=4, seed=7, sampling=WARM)
+    plain = generate(lm, tok, QUESTION, budget=12, samples=4, seed=7, sampling=WARM, anchor=False)
+    assert anchored.samples[0].think == greedy.samples[0].think
+    assert anchored.samples[0].answer == greedy.samples[0].answer
+    assert plain.samples[0].think != greedy.samples[0].think, "a warm sample 0 should leave greedy"
+    for with_anchor, without in zip(anchored.samples[1:], plain.samples[1:], strict=True):
+        assert with_anchor.think == without.think and with_anchor.answer == without.answer
+
+
 def test_budget_cap_is_exact(tiny):
     lm, tok = tiny
     for budget in (0, 1, 5, 17):
@@ -143,6 +155,9 @@ def test_cli_generate_json_and_errors(converted_tiny, edgetts_home):
     }
     assert out["config"] == {"model": "llama-int4", "quant": "int4", "budget": 6, "samples": 2}
     assert out["tokens"]["think"] == [6, 6] or out["forced_by"] in ("none", "deadline")
+    plain = subprocess.run([*cmd, "--json", "--no-anchor"], capture_output=True, text=True, env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout)["config"]["samples"] == 2
     for bad, expected in (
         (["-n", "0"], "samples must be at least 1"),
         (["--deadline", "soon"], "500ms"),

@@ -30,7 +30,7 @@ def calibrated_tiny(converted_tiny, edgetts_home, tmp_path):
                "--answer-tokens", "4", "--json", home=edgetts_home)  # fmt: skip
     assert done.returncode == 0, done.stderr
     table = json.loads(done.stdout)
-    assert table["budgets"] == [0, 4, 16] and table["samples"] == [1, 2, 3] and table["questions"] == 3
+    assert table["budgets"] == [0, 4, 16] and table["samples"] == [1, 2, 3, 4] and table["questions"] == 3
     return edgetts_home
 
 

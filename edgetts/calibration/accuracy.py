@@ -27,6 +27,15 @@ where W_t(d, s) counts the ways to choose d non-reference samples with every cla
 exactly s classes at t. W_t is a product of per-class polynomials in (d, s), accumulated below as
 integer-valued float arrays (exact below 2**53); the only rounding is the final division. Classes
 too small to reach t, and the "no answer" samples, can never tie, so they enter as one binomial row.
+
+Anchored votes (what the runtime does for N >= 2, see runtime/generator.py): runtime sample 0 is
+the greedy decode and the other N - 1 are sampled, so the vote is over the greedy answer g plus
+N - 1 of the K stored samples; ties go to the lowest runtime index, i.e. to g's answer whenever it
+is among the tied. The same counting works with the greedy vote folded in: if g is the reference,
+the reference has t + 1 votes and wins unless another class passes t + 1 (a cap, no tie weight);
+if g is another answer with k_g stored samples, that class must stay at most t - 2 sampled votes
+(t - 1 would tie and go to g) and the remaining classes tie with the reference as above; if g
+gave no answer, the vote is the plain vote over the N - 1 samples.
 """
 
 from __future__ import annotations
@@ -55,6 +64,16 @@ def vote_accuracy(answers: Sequence[str | None], reference: str, n: int) -> floa
     if not 1 <= n <= len(answers):
         raise ValueError(f"n must be between 1 and {len(answers)} (the number of samples), got {n}")
     return float(_accuracy_by_n(*_signature(answers, reference))[n])
+
+
+def anchored_vote_accuracy(
+    anchor: str | None, answers: Sequence[str | None], reference: str, m: int
+) -> float:
+    """Exact probability that the vote over ``anchor`` (the greedy answer, runtime sample 0) and
+    ``m`` of these samples is ``reference`` (module docstring: anchored votes)."""
+    if not 0 <= m <= len(answers):
+        raise ValueError(f"m must be between 0 and {len(answers)} (the number of samples), got {m}")
+    return float(_anchored_by_m(*_anchored_signature(anchor, answers, reference))[m])
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,9 +142,13 @@ def accuracy_table(
     references: Sequence[str],
     budgets: Sequence[int],
     max_n: int,
+    anchors: Sequence[Sequence[str | None]] | None = None,
 ) -> AccuracyTable:
     """acc(budget, N) for N = 1..max_n from ``answers[q][k][b]`` (question q, sample k, budget
-    checkpoint b; a normalised answer or ``None``) and the reference answer of each question."""
+    checkpoint b; a normalised answer or ``None``) and the reference answer of each question.
+
+    With ``anchors[q][b]`` (the greedy answers) the votes are anchored: N = the greedy answer plus
+    N - 1 samples, so N = 1 is the greedy answer and max_n can be K + 1."""
     if not answers:
         raise EdgeTTSError("no calibration questions: the accuracy table needs at least one")
     if len(answers) != len(references):
@@ -134,18 +157,27 @@ def accuracy_table(
         raise ValueError(f"max_n must be at least 1, got {max_n}")
     if len(set(budgets)) != len(budgets):
         raise ValueError(f"budgets repeat: {list(budgets)}")
+    if anchors is not None and len(anchors) != len(answers):
+        raise EdgeTTSError(f"{len(answers)} questions were sampled but {len(anchors)} have greedy answers")
+    anchored = 0 if anchors is None else 1  # the greedy answer is one of the N votes
     per_question = np.empty((len(answers), len(budgets), max_n))
     for q, (samples, reference) in enumerate(zip(answers, references, strict=True)):
-        if len(samples) < max_n:
+        if len(samples) + anchored < max_n:
             raise EdgeTTSError(
-                f"question {q} has {len(samples)} samples, fewer than the {max_n} asked for: "
-                f"calibrate with at least {max_n} samples per question"
+                f"question {q} has {len(samples)} samples, fewer than the {max_n - anchored} asked for: "
+                f"calibrate with at least {max_n - anchored} samples per question"
             )
-        if any(len(sample) != len(budgets) for sample in samples):
+        if any(len(sample) != len(budgets) for sample in samples) or (
+            anchors is not None and len(anchors[q]) != len(budgets)
+        ):
             raise EdgeTTSError(f"question {q}: every sample needs one answer per budget ({len(budgets)})")
         for b in range(len(budgets)):
             column = [sample[b] for sample in samples]
-            per_question[q, b] = _accuracy_by_n(*_signature(column, reference))[1 : max_n + 1]
+            if anchors is None:
+                per_question[q, b] = _accuracy_by_n(*_signature(column, reference))[1 : max_n + 1]
+            else:
+                signature = _anchored_signature(anchors[q][b], column, reference)
+                per_question[q, b] = _anchored_by_m(*signature)[:max_n]
     mean = per_question.mean(axis=0)
     low, high = wilson_interval(mean, len(answers))
     return AccuracyTable(list(budgets), list(range(1, max_n + 1)), mean, low, high, len(answers))
@@ -160,6 +192,26 @@ def _signature(answers: Sequence[str | None], reference: str) -> tuple[int, tupl
     return right, tuple(sorted(counts.values())), missing
 
 
+_REFERENCE = -1  # in an anchored signature: the greedy answer is the reference
+
+
+def _anchored_signature(
+    anchor: str | None, answers: Sequence[str | None], reference: str
+) -> tuple[int, tuple[int, ...], int, int | None]:
+    """``_signature`` plus what the greedy vote is: None (no answer), ``_REFERENCE``, or the number
+    of stored samples in its (wrong) class, which then leaves ``others``."""
+    right, others, missing = _signature(answers, reference)
+    if anchor is None:
+        return right, others, missing, None
+    if anchor == reference:
+        return right, others, missing, _REFERENCE
+    size = sum(1 for a in answers if a == anchor)
+    rest = list(others)
+    if size:
+        rest.remove(size)
+    return right, tuple(rest), missing, size
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _accuracy_by_n(right: int, others: tuple[int, ...], missing: int) -> np.ndarray:
     """Vote accuracy for every N = 0..K (index N) from the class counts (module docstring)."""
@@ -167,18 +219,57 @@ def _accuracy_by_n(right: int, others: tuple[int, ...], missing: int) -> np.ndar
     numerator = np.zeros(total + 1)
     for t in range(1, right + 1):
         tying = [k for k in others if k >= t]
-        free = total - right - sum(tying)
-        # ways[d, s]: choices of d non-reference samples with s classes tied at t votes
-        ways = np.zeros((total + 1, len(tying) + 1))
-        ways[: free + 1, 0] = _binomials(free)
-        for k in tying:
-            below, tie = _class_step(k, t, total)
-            tied = ways.copy()
-            ways = below @ ways
-            ways[:, 1:] += tie @ tied[:, :-1]
-        rest = ways @ (1.0 / np.arange(1, len(tying) + 2))  # the reference wins a tie 1 / (s + 1)
+        rest = _tie_weighted(_ways(total, total - right - sum(tying), [], tying, t))
         numerator[t:] += math.comb(right, t) * rest[: total + 1 - t]
-    result = numerator / _binomials(total)
+    return _frozen(numerator / _binomials(total))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _anchored_by_m(right: int, others: tuple[int, ...], missing: int, anchor: int | None) -> np.ndarray:
+    """Anchored vote accuracy for every m = 0..K sampled votes (index m) besides the greedy one
+    (module docstring: anchored votes)."""
+    if anchor is None:
+        return _accuracy_by_n(right, others, missing)
+    anchor_size = 0 if anchor == _REFERENCE else anchor
+    total = right + sum(others) + missing + anchor_size
+    numerator = np.zeros(total + 1)
+    if anchor == _REFERENCE:  # t sampled + the greedy vote; every tie goes to the greedy answer
+        for t in range(right + 1):
+            capped = [(k, t + 1) for k in others if k > t + 1]
+            ways = _ways(total, total - right - sum(k for k, _ in capped), capped, [], t)
+            numerator[t:] += math.comb(right, t) * ways[: total + 1 - t, 0]
+    else:  # the greedy class (anchor_size samples + 1) must stay below the reference's t
+        for t in range(2, right + 1):
+            tying = [k for k in others if k >= t]
+            capped = [(anchor_size, t - 2)] if anchor_size > t - 2 else []
+            pool = total - right - sum(tying) - sum(k for k, _ in capped)
+            rest = _tie_weighted(_ways(total, pool, capped, tying, t))
+            numerator[t:] += math.comb(right, t) * rest[: total + 1 - t]
+    return _frozen(numerator / _binomials(total))
+
+
+def _ways(total: int, pool: int, capped: list[tuple[int, int]], tying: list[int], t: int) -> np.ndarray:
+    """ways[d, s]: choices of d non-reference samples with s classes tied at t votes, from
+    ``pool`` samples taken freely, ``capped`` classes (size, most votes allowed) and ``tying``
+    classes allowed up to t votes, where reaching t counts as a tie."""
+    ways = np.zeros((total + 1, len(tying) + 1))
+    ways[: pool + 1, 0] = _binomials(pool)
+    for k, cap in capped:
+        ways = _class_step(k, cap + 1, total)[0] @ ways
+    for k in tying:
+        below, tie = _class_step(k, t, total)
+        tied = ways.copy()
+        ways = below @ ways
+        ways[:, 1:] += tie @ tied[:, :-1]
+    return ways
+
+
+def _tie_weighted(ways: np.ndarray) -> np.ndarray:
+    """Sum over tie counts s, weighted by the reference's chance 1 / (s + 1) to win the tie."""
+    return ways @ (1.0 / np.arange(1, ways.shape[1] + 1))
+
+
+def _frozen(result: np.ndarray) -> np.ndarray:
     result.flags.writeable = False  # cached: shared by every caller
     return result
 

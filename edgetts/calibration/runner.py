@@ -10,8 +10,8 @@ the runtime would at budget b, and the main pass goes on as if nothing happened.
 ended on its own before b answers from its reasoning, as in the runtime.
 Budget 0 uses its own direct-answer prompt.
 
-N = 1 at run time is greedy decoding, not one sample: so a greedy row rides along and acc(b, 1)
-comes from it; acc(b, N ≥ 2) comes from the K sampled rows (see accuracy.py).
+N = 1 at run time is greedy decoding, and a vote of N ≥ 2 is the greedy answer plus N - 1 sampled
+ones: so a greedy row rides along, and acc(b, N) comes from it and the K sampled rows (accuracy.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 from ..runtime.kv_cache import KVCache
 from ..runtime.onnx_model import OnnxCausalLM
 from ..runtime.prompting import build_prompt, force_text
-from ..runtime.sampling import GREEDY, SamplingParams, sample_rows
+from ..runtime.sampling import SamplingParams, sample_rows
 from ..tts.answers import extract_answer
 
 
@@ -46,14 +46,7 @@ class _Rows:
         self.generators, self.cache = generators, cache
 
     def sample(self, logits: np.ndarray, params: SamplingParams) -> np.ndarray:
-        tokens = np.empty(len(self.generators), dtype=np.int64)
-        sampled = [r for r, g in enumerate(self.generators) if g is not None]
-        greedy = [r for r, g in enumerate(self.generators) if g is None]
-        if sampled:
-            tokens[sampled] = sample_rows(logits[sampled], params, [self.generators[r] for r in sampled])
-        if greedy:
-            tokens[greedy] = sample_rows(logits[greedy], GREEDY, [])
-        return tokens
+        return sample_rows(logits, params, self.generators)
 
     def feed(self, lm: OnnxCausalLM, ids: np.ndarray) -> np.ndarray:
         return lm.run(self.cache, ids)[:, -1]

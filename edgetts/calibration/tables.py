@@ -15,12 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import paths
 from ..atomic import write_text_atomic
 from ..errors import EdgeTTSError
-from .accuracy import AccuracyTable, accuracy_table, wilson_interval
+from .accuracy import AccuracyTable, accuracy_table
 
 SCHEMA_VERSION = 1
 
@@ -47,25 +45,20 @@ class Calibration:
         return {int(r["index"]) for r in self.results}
 
     def table(self) -> AccuracyTable:
-        """acc(b, N): N ≥ 2 from the sampled answers' exact vote expectation, N = 1 from the
-        greedy answers (the runtime decodes a single sample greedily)."""
+        """acc(b, N) for the runtime's anchored votes: N = 1 is the greedy answer, N ≥ 2 the
+        greedy answer plus N - 1 of the K sampled ones (exact expectation, accuracy.py), so N
+        runs to K + 1."""
         if self.published is not None:
             return self.published
         if not self.results:
             raise EdgeTTSError(f"the calibration of {self.model} on {self.eval} has no questions yet")
-        table = accuracy_table(
+        return accuracy_table(
             [r["sampled"] for r in self.results],
             [r["reference"] for r in self.results],
             self.budgets,
-            int(self.settings["samples"]),
+            int(self.settings["samples"]) + 1,
+            anchors=[r["greedy"] for r in self.results],
         )
-        greedy = np.mean(
-            [[answer == r["reference"] for answer in r["greedy"]] for r in self.results], axis=0, dtype=float
-        )
-        mean, low, high = table.mean.copy(), table.low.copy(), table.high.copy()
-        mean[:, 0] = greedy
-        low[:, 0], high[:, 0] = wilson_interval(greedy, len(self.results))
-        return AccuracyTable(table.budgets, table.samples, mean, low, high, table.questions)
 
     def to_dict(self) -> dict[str, Any]:
         return {

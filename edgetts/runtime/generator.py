@@ -86,9 +86,17 @@ def generate(
     sampling: SamplingParams | None = None,
     sample_indices: list[int] | None = None,
     on_token: Callable[[int], None] | None = None,
+    anchor: bool = True,
 ) -> Generation:
     """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens
     (0 = answer directly, -1 = until the context is full).
+
+    ``anchor``: with N ≥ 2 sampled votes, sample 0 is decoded greedily and the vote's tie-break
+    (lowest sample index) goes to it. Why: on small models a temperature sample is much weaker
+    than the greedy decode (Qwen2.5-0.5B on GSM8K: 14 % vs 22 % at budget 256), so a few samples
+    outvoting greedy on their own lose accuracy; anchored, they only overrule it when they agree.
+    The calibration tables are computed for anchored votes. ``anchor=False`` is plain
+    self-consistency (every sample drawn).
 
     ``deadline`` (seconds from the call) is enforced: unfinished samples are forced to answer
     while the measured time still covers forcing and ``answer_tokens`` answer tokens.
@@ -99,6 +107,7 @@ def generate(
     fmt = lm.manifest.prompt
     params = sampling or (GREEDY if samples == 1 else SamplingParams())
     indices = sample_indices if sample_indices is not None else list(range(samples))
+    anchored = anchor and samples > 1 and not params.greedy
     prompt_ids = tokenizer.encode(build_prompt(fmt, question, budget)).ids
     force_ids = tokenizer.encode(force_text(fmt), add_special_tokens=False).ids
     limit = lm.manifest.architecture.context_length
@@ -111,7 +120,7 @@ def generate(
             f"model's context of {limit} tokens; shorten the question or lower --budget"
         )
     stop_ids = set(fmt.stop_token_ids)
-    generators = {i: np.random.default_rng([seed, i]) for i in indices}
+    generators = {i: None if anchored and i == 0 else np.random.default_rng([seed, i]) for i in indices}
 
     all_samples = [Sample(i) for i in indices]
     rows = len(all_samples)

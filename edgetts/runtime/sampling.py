@@ -28,25 +28,33 @@ CANDIDATE_CAP = 64
 
 
 def sample_rows(
-    logits: np.ndarray, params: SamplingParams, generators: list[np.random.Generator]
+    logits: np.ndarray, params: SamplingParams, generators: list[np.random.Generator | None]
 ) -> np.ndarray:
-    """One token per row of ``logits`` [rows, vocab]; row r draws from ``generators[r]``."""
+    """One token per row of ``logits`` [rows, vocab]; row r draws from ``generators[r]``, and a
+    row whose generator is None (or every row, with greedy ``params``) takes the argmax: the
+    greedy anchor of a vote is decoded in the same batch as its sampled companions."""
     if params.greedy:
         return logits.argmax(axis=-1)
+    tokens = np.empty(len(logits), dtype=np.int64)
+    sampled = [row for row, generator in enumerate(generators) if generator is not None]
+    greedy = [row for row, generator in enumerate(generators) if generator is None]
+    if greedy:
+        tokens[greedy] = logits[greedy].argmax(axis=-1)
+    if not sampled:
+        return tokens
     # Why a candidate cap: a full argsort of a 152k vocabulary costs ~8 ms per row per step on
     # the edge CPU; the mass outside the 64 most likely tokens is negligible at the temperatures
     # self-consistency uses (llama.cpp's default top-k is 40).
     cap = min(params.top_k or CANDIDATE_CAP, CANDIDATE_CAP, logits.shape[-1])
-    candidates = np.argpartition(-logits, cap - 1, axis=-1)[:, :cap]
-    tokens = np.empty(len(logits), dtype=np.int64)
-    for row, generator in enumerate(generators):
-        values = logits[row, candidates[row]].astype(np.float64) / params.temperature
+    candidates = np.argpartition(-logits[sampled], cap - 1, axis=-1)[:, :cap]
+    for row, row_candidates in zip(sampled, candidates, strict=True):
+        values = logits[row, row_candidates].astype(np.float64) / params.temperature
         rank = np.argsort(-values, kind="stable")
-        order, values = candidates[row][rank], values[rank]
+        order, values = row_candidates[rank], values[rank]
         probs = np.exp(values - values[0])
         probs /= probs.sum()
         if params.top_p < 1.0:
             keep = int(np.searchsorted(np.cumsum(probs), params.top_p) + 1)
             order, probs = order[:keep], probs[:keep] / probs[:keep].sum()
-        tokens[row] = order[generator.choice(len(order), p=probs)]
+        tokens[row] = order[generators[row].choice(len(order), p=probs)]
     return tokens
