@@ -8,14 +8,13 @@ draw.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from ..atomic import write_bytes_atomic
+from ..planner.report import save_png
 from ..planner.scheduler import format_duration
 from .stats import PERCENTILES, frontier
 from .summary import GAIN_GOAL, ORACLE_GOAL, P99_GOAL
@@ -255,7 +254,5 @@ def plot(summary: dict[str, Any], path: Path) -> bool:
     axes.set_xlabel("measured p99 latency (s); dotted: targets")
     axes.set_ylabel("accuracy")
     axes.legend(loc="upper left", fontsize="small")
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=150)
-    write_bytes_atomic(path, image.getvalue())
+    save_png(figure, path)
     return True

@@ -57,6 +57,17 @@ class _Rows:
         self.generators = [self.generators[r] for r in order]
         return order
 
+    def step(
+        self, lm: OnnxCausalLM, tokens: np.ndarray, keep: list[int], active: list[int]
+    ) -> tuple[np.ndarray, list[int]]:
+        """Drop every row but the positions ``keep`` (ascending), feed the kept rows their token;
+        the next logits and ``active`` (the caller's id of each row) in the cache's new order."""
+        if len(keep) < len(active):
+            order = self.keep(keep)
+            tokens = tokens[order]
+            active = [active[p] for p in order]
+        return self.feed(lm, tokens.reshape(-1, 1)), active
+
     def branch(self, room: int) -> _Rows:
         """A copy to decode ``room`` more tokens on without touching this one."""
         generators = [copy.deepcopy(g) for g in self.generators]
@@ -80,11 +91,7 @@ def _answer(
             keep.append(position)
         if not keep or len(out[active[keep[0]]]) >= limit:
             break
-        if len(keep) < len(active):
-            order = rows.keep(keep)
-            tokens = tokens[order]
-            active = [active[p] for p in order]
-        logits = rows.feed(lm, tokens.reshape(-1, 1))
+        logits, active = rows.step(lm, tokens, keep, active)
     return out
 
 
@@ -154,11 +161,7 @@ def calibrate_question(
             keep.append(position)
         if not keep:
             break
-        if len(keep) < len(active):
-            order = rows.keep(keep)
-            tokens = tokens[order]
-            active = [active[p] for p in order]
-        logits = rows.feed(lm, tokens.reshape(-1, 1))
+        logits, active = rows.step(lm, tokens, keep, active)
         if on_step:
             on_step()
     return QuestionAnswers(answers[:samples], answers[samples], think_tokens)

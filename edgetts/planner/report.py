@@ -101,9 +101,14 @@ def plot_frontier(
     axes.set_xlabel("predicted latency, upper quantile (s)")
     axes.set_ylabel("expected accuracy")
     axes.legend(loc="lower right", fontsize="small")
+    return save_png(figure, Path(path))
+
+
+def save_png(figure, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically (a reader never sees half an image); an
+    unwritable path is a one-line error."""
     image = io.BytesIO()
     figure.savefig(image, format="png", dpi=150)
-    path = Path(path)
     try:
         write_bytes_atomic(path, image.getvalue())
     except OSError as err:
