@@ -46,7 +46,8 @@ def sample_rows(
     # the edge CPU; the mass outside the 64 most likely tokens is negligible at the temperatures
     # self-consistency uses (llama.cpp's default top-k is 40).
     cap = min(params.top_k or CANDIDATE_CAP, CANDIDATE_CAP, logits.shape[-1])
-    candidates = np.argpartition(-logits[sampled], cap - 1, axis=-1)[:, :cap]
+    drawn = logits[sampled] if greedy else logits  # copy the rows only when some are greedy
+    candidates = np.argpartition(-drawn, cap - 1, axis=-1)[:, :cap]
     for row, row_candidates in zip(sampled, candidates, strict=True):
         values = logits[row, row_candidates].astype(np.float64) / params.temperature
         rank = np.argsort(-values, kind="stable")
