@@ -2,7 +2,8 @@
 
 SOURCE may be a built-in alias, a ``.gguf`` file, a local HF folder, or a hub id (online only).
 GGUF weights are dequantized by transformers' GGUF loader and saved as an HF folder, so every
-source reaches the exporter the same way.
+source reaches the exporter the same way (a SentencePiece-BPE vocabulary gets its BPE model back:
+spm_tokenizer).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from ..errors import ConversionError
 from ..store import sha256_file
 from . import aliases
+from .spm_tokenizer import repair_tokenizer_json
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 GGUF_MAGIC = b"GGUF"
@@ -59,17 +61,27 @@ def check_gguf(path: Path) -> str:
     return arch
 
 
+def save_gguf_tokenizer(path: Path, out_dir: Path) -> None:
+    """Save transformers' fast tokenizer for a GGUF file into ``out_dir``, with a
+    SentencePiece-BPE vocabulary given back its BPE model (see spm_tokenizer)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    tokenizer.save_pretrained(str(out_dir))
+    repair_tokenizer_json(out_dir / "tokenizer.json", path)
+
+
 def gguf_to_hf(path: Path, out_dir: Path) -> str:
     """Dequantize a GGUF file into an fp32 HF folder; return the model type."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from .export import quiet_libraries
 
     arch = check_gguf(path)
     with quiet_libraries():
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            save_gguf_tokenizer(path, out_dir)
             model = AutoModelForCausalLM.from_pretrained(
                 str(path.parent), gguf_file=path.name, dtype=torch.float32
             )
@@ -79,7 +91,6 @@ def gguf_to_hf(path: Path, out_dir: Path) -> str:
                 f"transformers cannot load the {arch!r} GGUF {path.name}: {first}"
             ) from None
         model.save_pretrained(str(out_dir))
-        tokenizer.save_pretrained(str(out_dir))
     return str(model.config.model_type)
 
 
