@@ -133,3 +133,21 @@ def test_published_orin_profile_is_honest_about_its_numbers():
 
 def test_saved_profiles_are_readable_by_others(tiny_profile):
     assert tiny_profile.save().stat().st_mode & 0o777 == 0o644
+
+
+def test_one_stalled_repeat_does_not_move_a_point(monkeypatch):
+    """A point is the median of its repeats: the third run here stalls for 40 ms of a fake
+    clock (a page fault, another process) and the point stays at the 10 ms the others took."""
+    from edgetts.profiling import sweep
+
+    durations = iter([0.010, 0.010, 0.050, 0.010, 0.011])  # warm-up, then the 4 timed repeats
+    clock = {"now": 0.0}
+
+    def run() -> None:
+        clock["now"] += next(durations)
+
+    monkeypatch.setattr(sweep.time, "perf_counter", lambda: clock["now"])
+    seconds, std, watts = sweep._timed(run, repeats=4, warmup=1, meter=None, tick=lambda: None)
+    assert seconds == pytest.approx(0.0105)
+    assert std > 0.015  # the stall still shows in the spread the profile records
+    assert watts is None

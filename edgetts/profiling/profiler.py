@@ -77,8 +77,8 @@ def profile_entry(
         kv_bytes_per_token=kv_bytes_per_token(lm),
         power=power_model(sweep.prefill, sweep.decode, meter_source),
         points={
-            "prefill": [p.to_list() for p in sweep.prefill],  # [length, mean s, std s, watts]
-            "decode": [p.to_list() for p in sweep.decode],  # [batch, context, mean s, std s, watts]
+            "prefill": [p.to_list() for p in sweep.prefill],  # [length, median s, std s, watts]
+            "decode": [p.to_list() for p in sweep.decode],  # [batch, context, median s, std s, watts]
         },
         details={
             "measured": {

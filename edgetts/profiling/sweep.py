@@ -44,7 +44,7 @@ FULL = SweepPlan((16, 32, 64, 128, 256, 384, 512, 1024), (1, 2, 4, 8, 16), (32, 
 class Point:
     """One measured configuration: ``length`` for prefill, ``batch`` × ``context`` for decode."""
 
-    seconds: float  # mean over the repeats
+    seconds: float  # median over the repeats (see _timed)
     std: float
     watts: float | None
     length: int = 0
@@ -71,6 +71,13 @@ class MemoryWatch:
 def _timed(
     run: Callable[[], object], repeats: int, warmup: int, meter, tick
 ) -> tuple[float, float, float | None]:
+    """Median, standard deviation and mean power of ``repeats`` timed runs after ``warmup``.
+
+    Why the median: one stalled repeat (a page fault, the OS scheduling something else) moved
+    the mean of a quick profile's 3 repeats by half again — a first-use profile here once put
+    Qwen2.5's decode step at 27 ms where it takes 14 — and every plan made with that profile
+    then chose less than the device can do. The tail that matters to deadlines is the planner's
+    residual quantile and the runtime's guard, not one outlier in the fit's points."""
     for _ in range(warmup):
         run()
         tick()
@@ -87,7 +94,7 @@ def _timed(
         reading = meter.end()
         watts = reading.mean_watts
     std = statistics.stdev(times) if len(times) > 1 else 0.0
-    return statistics.fmean(times), std, watts
+    return statistics.median(times), std, watts
 
 
 def random_prompt(lm: OnnxCausalLM, length: int, seed: int = 0) -> np.ndarray:
