@@ -1,6 +1,6 @@
-"""Write a tiny HF llama model as a GGUF file with the `gguf` package, the way llama.cpp's
-converter lays it out (tensor names, Q/K row permutation, BPE tokenizer metadata), so that the
-GGUF import path can be tested without any downloaded file."""
+"""Write GGUF files with the `gguf` package the way llama.cpp's converter lays them out — a tiny
+HF llama model (tensor names, Q/K row permutation, BPE tokenizer metadata) and a tokenizer-only
+SentencePiece vocabulary — so that the GGUF import path can be tested without any downloaded file."""
 
 from __future__ import annotations
 
@@ -65,6 +65,38 @@ def write_llama_gguf(hf_dir: Path, model, out: Path) -> Path:
         if gguf_name is None:
             raise KeyError(f"no GGUF name for {name}")
         writer.add_tensor(gguf_name, np.ascontiguousarray(data))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def write_spm_tokenizer_gguf(proto: bytes, out: Path) -> Path:
+    """A tokenizer-only gemma3 GGUF holding a SentencePiece model (``proto``, serialized) the way
+    llama.cpp's convert_hf_to_gguf writes a SentencePiece vocabulary: pieces, scores, types."""
+    import gguf
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(proto)
+    writer = gguf.GGUFWriter(str(out), arch="gemma3")
+    writer.add_block_count(1)
+    writer.add_context_length(512)
+    writer.add_embedding_length(64)
+    writer.add_feed_forward_length(128)
+    writer.add_head_count(2)
+    writer.add_head_count_kv(1)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list([piece.piece for piece in model.pieces])
+    writer.add_token_scores([piece.score for piece in model.pieces])
+    writer.add_token_types([int(piece.type) for piece in model.pieces])  # same numbering as gguf's
+    writer.add_bos_token_id(2)
+    writer.add_eos_token_id(1)
+    writer.add_unk_token_id(3)
+    writer.add_pad_token_id(0)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 spm = pytest.importorskip("sentencepiece")
-gguf = pytest.importorskip("gguf")
+pytest.importorskip("gguf")
 pytest.importorskip("transformers")
 
+from gguf_writer import write_spm_tokenizer_gguf  # noqa: E402
 from sentencepiece import sentencepiece_model_pb2  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
@@ -64,34 +65,6 @@ def _train() -> bytes:
     return model.getvalue()
 
 
-def _write_gguf(proto: bytes, out: Path) -> Path:
-    """Tokenizer metadata the way llama.cpp's convert_hf_to_gguf writes a SentencePiece vocab."""
-    model = sentencepiece_model_pb2.ModelProto()
-    model.ParseFromString(proto)
-    writer = gguf.GGUFWriter(str(out), arch="gemma3")
-    writer.add_block_count(1)
-    writer.add_context_length(512)
-    writer.add_embedding_length(64)
-    writer.add_feed_forward_length(128)
-    writer.add_head_count(2)
-    writer.add_head_count_kv(1)
-    writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list([piece.piece for piece in model.pieces])
-    writer.add_token_scores([piece.score for piece in model.pieces])
-    writer.add_token_types([int(piece.type) for piece in model.pieces])  # same numbering as gguf's
-    writer.add_bos_token_id(2)
-    writer.add_eos_token_id(1)
-    writer.add_unk_token_id(3)
-    writer.add_pad_token_id(0)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return out
-
-
 def _reference(proto: bytes) -> spm.SentencePieceProcessor:
     return spm.SentencePieceProcessor(model_proto=proto)
 
@@ -102,7 +75,7 @@ def _ids(tokenizer_json: Path, text: str) -> list[int]:
 
 def test_trained_vocabulary_tokenizes_like_sentencepiece(tmp_path):
     proto = _train()
-    gguf_path = _write_gguf(proto, tmp_path / "tiny.gguf")
+    gguf_path = write_spm_tokenizer_gguf(proto, tmp_path / "tiny.gguf")
     reference = _reference(proto)
     out = tmp_path / "hf"
     save_gguf_tokenizer(gguf_path, out)
@@ -117,7 +90,7 @@ def test_unigram_reading_of_the_same_vocabulary_differs(tmp_path):
     from transformers import AutoTokenizer
 
     proto = _train()
-    gguf_path = _write_gguf(proto, tmp_path / "tiny.gguf")
+    gguf_path = write_spm_tokenizer_gguf(proto, tmp_path / "tiny.gguf")
     reference = _reference(proto)
     tokenizer = AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=gguf_path.name)
     assert any(tokenizer.encode(t, add_special_tokens=False) != reference.encode(t) for t in SAMPLES)
