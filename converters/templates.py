@@ -15,6 +15,7 @@ _PLACEHOLDER = "\u2063EDGETTS_QUESTION\u2063"
 _END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>", "<|end|>", "</s>", "<eos>")
 INSTRUCT_ANSWER_CUE = "Therefore, the final answer is"
 THINK_ANSWER_CUE = "The final answer is"
+BASE_STOP = "\nQuestion:"  # a base model that has answered starts the next question
 
 
 def prompt_format(hf_dir: Path) -> PromptFormat:
@@ -26,8 +27,10 @@ def prompt_format(hf_dir: Path) -> PromptFormat:
             [{"role": "user", "content": _PLACEHOLDER}], tokenize=False, add_generation_prompt=True
         )
         prefix, _, suffix = rendered.partition(_PLACEHOLDER)
-    else:  # a base model: a plain question/answer frame
+        stop_strings = []
+    else:  # a base model: a plain question/answer frame, which it would go on to repeat
         prefix, suffix = "Question: ", "\nAnswer:"
+        stop_strings = [BASE_STOP]
     # Where the tokenizer's post-processor adds the BOS token itself (SmolLM2's is <|im_start|>,
     # Gemma's <bos>), keep it out of the text so that it is not doubled.
     adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [
@@ -62,4 +65,5 @@ def prompt_format(hf_dir: Path) -> PromptFormat:
         stop_token_ids=sorted(stop_ids),
         think_start="<think>" if thinks else None,
         think_end="</think>" if thinks else None,
+        stop_strings=stop_strings,
     )

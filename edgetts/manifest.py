@@ -45,6 +45,8 @@ class PromptFormat:
     stop_token_ids: list[int]
     think_start: str | None = None
     think_end: str | None = None
+    # Text that ends a sample (a base model's "\nQuestion:"); older manifests have none.
+    stop_strings: list[str] = field(default_factory=list)
 
 
 @dataclass

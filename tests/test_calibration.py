@@ -4,10 +4,12 @@ answers the runtime gives when run with that budget; files resume and refuse mix
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
 from conftest import copy_entry
+from test_stops import with_stops
 
 from edgetts import evals, store
 from edgetts.calibration import tables
@@ -22,11 +24,19 @@ WARM = SamplingParams(temperature=1.0, top_p=0.95)
 BUDGETS = [0, 3, 8, 20]
 
 
-def test_probes_equal_runs_at_each_budget(tiny):
+@pytest.mark.parametrize("with_stop", [False, True], ids=["stop-tokens", "stop-string"])
+def test_probes_equal_runs_at_each_budget(tiny, with_stop):
     lm, tok = tiny
     samples = 4
+    if with_stop:
+        # The commonest two-character piece of the samples' text: rows end there, at different steps.
+        texts = [s.text for s in generate(lm, tok, QUESTION, budget=20, samples=samples, seed=5,
+                                           sampling=WARM, anchor=False).samples]  # fmt: skip
+        pairs = Counter(t[i : i + 2] for t in texts for i in range(len(t) - 1) if " " not in t[i : i + 2])
+        with_stops(lm, [pairs.most_common(1)[0][0]])
     got = calibrate_question(lm, tok, QUESTION, BUDGETS, samples, answer_tokens=6, seed=5, params=WARM)
     values = set()
+    ended = 0
     for j, budget in enumerate(BUDGETS):
         # Calibration's sampled rows are the runtime's streams 0..K-1 drawn (anchor=False); an
         # anchored vote uses the greedy row and streams 1..N-1, exchangeable with them.
@@ -40,8 +50,11 @@ def test_probes_equal_runs_at_each_budget(tiny):
         greedy = generate(lm, tok, QUESTION, budget=budget, samples=1, answer_tokens=6)
         assert got.greedy[j] == greedy.samples[0].value, f"greedy at budget {budget}"
         values.update(expected)
+        ended += sum(len(s.think) < budget for s in run.samples)
     assert values - {None}, "the tiny model should give some numeric answers for this test to mean anything"
     assert max(len(t) for t in got.think_tokens) <= max(BUDGETS)
+    if with_stop:
+        assert ended, "some samples should end at the stop string for this test to mean anything"
 
 
 def test_table_uses_greedy_for_one_sample_and_votes_for_more():

@@ -55,6 +55,17 @@ def test_gemma_int4_is_verified_and_shares_its_tied_embedding(tmp_path_factory):
     assert entry.manifest.architecture.model_type == "gemma3_text"
     assert entry.manifest.graph["tied_embedding_shared"]
     assert entry.size_bytes < 230e6, f"{entry.size_bytes / 1e6:.1f} MB"  # 288 MB unshared
+    # The package is the base model: a question/answer frame, and the next "Question:" it would
+    # invent ends the sample (it said " Paris" and stopped there on the project's CPU).
+    from edgetts.runtime.generator import generate
+
+    prompt = entry.manifest.prompt
+    assert (prompt.prefix, prompt.suffix, prompt.stop_strings) == ("Question: ", "\nAnswer:", ["\nQuestion:"])
+    lm = OnnxCausalLM(entry.path)
+    tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
+    sample = generate(lm, tokenizer, "What is the capital of France?", budget=64).samples[0]
+    assert sample.forced_by == "none" and len(sample.think) < 64
+    assert "Paris" in sample.text and "Question" not in sample.text
 
 
 def test_votes_stop_early_once_decided(qwen_int4):

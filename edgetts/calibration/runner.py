@@ -27,6 +27,7 @@ from ..runtime.kv_cache import KVCache
 from ..runtime.onnx_model import OnnxCausalLM
 from ..runtime.prompting import build_prompt, force_text
 from ..runtime.sampling import SamplingParams, sample_rows
+from ..runtime.stops import StopStrings
 from ..tts.answers import extract_answer
 
 
@@ -75,9 +76,10 @@ class _Rows:
 
 
 def _answer(
-    lm: OnnxCausalLM, rows: _Rows, logits: np.ndarray, params: SamplingParams, stop: set[int], limit: int
-) -> list[list[int]]:
-    """Decode up to ``limit`` answer tokens for every row; rows stop at a stop token."""
+    lm: OnnxCausalLM, rows: _Rows, logits: np.ndarray, params: SamplingParams, stop: set[int],
+    stops: StopStrings, limit: int,
+) -> list[list[int]]:  # fmt: skip
+    """Decode up to ``limit`` answer tokens for every row; rows stop at a stop token or string."""
     out: list[list[int]] = [[] for _ in rows.generators]
     active = list(range(len(out)))
     for _ in range(limit):
@@ -88,8 +90,9 @@ def _answer(
             if token in stop:
                 continue
             out[row].append(token)
-            keep.append(position)
-        if not keep or len(out[active[keep[0]]]) >= limit:
+            if len(out[row]) < limit and not stops.hit(out[row]):
+                keep.append(position)
+        if not keep:
             break
         logits, active = rows.step(lm, tokens, keep, active)
     return out
@@ -114,7 +117,11 @@ def calibrate_question(
     params = params or SamplingParams()
     fmt = lm.manifest.prompt
     stop = set(fmt.stop_token_ids)
-    decode = tokenizer.decode
+    stops = StopStrings(tokenizer, fmt.stop_strings)
+
+    def decode(tokens: list[int]) -> str:
+        return stops.trim(tokenizer.decode(tokens))
+
     rows_total = samples + 1  # the greedy row is last
     answers: list[list[str | None]] = [[None] * len(budgets) for _ in range(rows_total)]
     think_tokens: list[list[int]] = [[] for _ in range(rows_total)]
@@ -123,7 +130,7 @@ def calibrate_question(
         generators = [np.random.default_rng([seed, i]) for i in range(samples)] + [None]
         prompt = tokenizer.encode(build_prompt(fmt, question, 0)).ids
         rows, logits = _prefill(lm, prompt, generators, answer_tokens)
-        for row, tokens in enumerate(_answer(lm, rows, logits, params, stop, answer_tokens)):
+        for row, tokens in enumerate(_answer(lm, rows, logits, params, stop, stops, answer_tokens)):
             answers[row][budgets.index(0)] = extract_answer(decode(tokens))
     thinking = sorted(b for b in budgets if b > 0)
     if not thinking:
@@ -141,7 +148,7 @@ def calibrate_question(
             # samples exactly what it would have without it.
             branch = rows.branch(probe_room)
             branch_logits = _force(lm, branch, force_ids)
-            said = _answer(lm, branch, branch_logits, params, stop, answer_tokens)
+            said = _answer(lm, branch, branch_logits, params, stop, stops, answer_tokens)
             for position, tokens in enumerate(said):
                 row = active[position]  # an empty forced answer falls back to the reasoning, as at run time
                 answers[row][budgets.index(step)] = extract_answer(decode(tokens or think_tokens[row]))
@@ -151,14 +158,16 @@ def calibrate_question(
         keep = []
         for position, token in enumerate(tokens.tolist()):
             row = active[position]
-            if token in stop:  # ended on its own: answers from its reasoning at every later budget
-                value = extract_answer(decode(think_tokens[row]))
-                for j, budget in enumerate(budgets):
-                    if budget > step:
-                        answers[row][j] = value
-                continue
-            think_tokens[row].append(token)
-            keep.append(position)
+            if token not in stop:
+                think_tokens[row].append(token)
+                if not stops.hit(think_tokens[row]):
+                    keep.append(position)
+                    continue
+            # Ended on its own (a stop token or string): answers from its reasoning at every later budget.
+            value = extract_answer(decode(think_tokens[row]))
+            for j, budget in enumerate(budgets):
+                if budget > step:
+                    answers[row][j] = value
         if not keep:
             break
         logits, active = rows.step(lm, tokens, keep, active)

@@ -26,6 +26,7 @@ from .kv_cache import KVCache
 from .onnx_model import OnnxCausalLM
 from .prompting import build_prompt, force_text
 from .sampling import GREEDY, SamplingParams, sample_rows
+from .stops import StopStrings
 
 # Safety factor on the measured step time wherever the guard decides whether one more step (or
 # the forced answer) still fits: a step can be slower than the running mean (thermal
@@ -120,6 +121,7 @@ def generate(
             f"model's context of {limit} tokens; shorten the question or lower --budget"
         )
     stop_ids = set(fmt.stop_token_ids)
+    stops = StopStrings(tokenizer, fmt.stop_strings)
     generators = {i: None if anchored and i == 0 else np.random.default_rng([seed, i]) for i in indices}
 
     all_samples = [Sample(i) for i in indices]
@@ -182,16 +184,17 @@ def generate(
             if token in stop_ids:
                 sample.done = True
                 continue
-            (sample.answer if answering else sample.think).append(token)
+            said = sample.answer if answering else sample.think
+            said.append(token)
             if on_token:
                 on_token(token)
-            if answering and len(sample.answer) >= answer_tokens:
+            if (answering and len(sample.answer) >= answer_tokens) or stops.hit(said):
                 sample.done = True
                 continue
             keep.append(row)
         finished = [s for s in batch.samples if s.done]
         for sample in finished:
-            _finish(sample, tokenizer)
+            _finish(sample, tokenizer, stops)
         if not keep:
             break
         if finished and decided([s.value for s in all_samples if s.done], len(keep)):
@@ -207,7 +210,7 @@ def generate(
 
     for sample in all_samples:
         if not sample.done:  # cut by the deadline mid-answer, or cancelled by the early stop
-            _finish(sample, tokenizer)
+            _finish(sample, tokenizer, stops)
             if stopped_early:
                 sample.value = None  # a cancelled sample's half-written text does not vote
     answer, votes = majority([s.value for s in all_samples])
@@ -234,9 +237,9 @@ def _feed(lm: OnnxCausalLM, batch: _Batch, tokens) -> np.ndarray:
     return lm.run(batch.cache, ids)[:, -1]
 
 
-def _finish(sample: Sample, tokenizer: Tokenizer) -> None:
-    think = tokenizer.decode(sample.think)
-    answer = tokenizer.decode(sample.answer)
+def _finish(sample: Sample, tokenizer: Tokenizer, stops: StopStrings) -> None:
+    think = stops.trim(tokenizer.decode(sample.think))
+    answer = stops.trim(tokenizer.decode(sample.answer))
     sample.done = True
     sample.text = think + ("\n" + answer if sample.answer else "")
     # A forced answer is read from the answer part; a sample that ended on its own states its
