@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +73,42 @@ def save_gguf_tokenizer(path: Path, out_dir: Path) -> None:
     repair_tokenizer_json(out_dir / "tokenizer.json", path)
 
 
+@contextmanager
+def one_parse_per_file() -> Iterator[None]:
+    """Within the block, every ``gguf.GGUFReader(path)`` of the same file is one shared reader.
+
+    Why: transformers parses a GGUF file afresh for the config, twice for the tokenizer and once
+    for the weights, and edgetts once to check it and once to repair its tokenizer; a parse walks
+    every vocabulary piece as a field part (~10 s for Gemma's 262k pieces on the project's CPU),
+    so a conversion spent about a minute re-reading one header. The readers only read (memory
+    maps), so sharing one is safe; transformers imports ``GGUFReader`` from ``gguf`` when called,
+    so the module attribute is where to share it.
+    """
+    import gguf
+
+    original = gguf.GGUFReader
+    readers: dict[tuple[str, str], object] = {}
+
+    def shared(path: os.PathLike | str, mode: str = "r"):
+        key = (os.path.realpath(path), mode)
+        if key not in readers:
+            readers[key] = original(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = shared
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
+
+
 def gguf_to_hf(path: Path, out_dir: Path) -> str:
     """Dequantize a GGUF file into an fp32 HF folder; return the model type."""
+    with one_parse_per_file():
+        return _gguf_to_hf(path, out_dir)
+
+
+def _gguf_to_hf(path: Path, out_dir: Path) -> str:
     import torch
     from transformers import AutoModelForCausalLM
 

@@ -36,6 +36,25 @@ def test_gguf_converts_to_onnx_matching_pytorch(tiny_gguf):
     np.testing.assert_allclose(logits, reference, atol=1e-4)
 
 
+def test_a_conversion_parses_the_gguf_once(tiny_gguf, monkeypatch):
+    """transformers reads a GGUF four times and edgetts once more (a parse of a large vocabulary
+    takes seconds): sources.one_parse_per_file shares one reader per file, and restores gguf."""
+    import gguf
+
+    path, _ = tiny_gguf
+    parsed: list[str] = []
+
+    class CountingReader(gguf.GGUFReader):
+        def __init__(self, file, mode="r"):
+            parsed.append(str(file))
+            super().__init__(file, mode)
+
+    monkeypatch.setattr(gguf, "GGUFReader", CountingReader)
+    convert(str(path), QuantSettings(type="int4"), name="parsed-once")
+    assert len(parsed) == 1, parsed
+    assert gguf.GGUFReader is CountingReader
+
+
 def test_folder_holding_one_gguf_is_accepted(tiny_gguf, tmp_path):
     path, _ = tiny_gguf
     (tmp_path / path.name).write_bytes(path.read_bytes())
