@@ -16,6 +16,8 @@ from .errors import EdgeTTSError
 # (store entry, built-in source, quantization), fast/weak end first
 DEFAULT_LADDER = (
     ("smollm2-135m-int4", "smollm2-135m", "int4"),
+    # The package holds the base model: a "Question: … Answer:" frame with a stop string.
+    ("gemma3-270m-int4", "gemma3-270m", "int4"),
     ("qwen2.5-coder-0.5b-int4", "qwen2.5-coder-0.5b", "int4"),
     # INT8 (W8A8 dynamic) on the project's CPU: prefill 2.7x faster than INT4, one decode row
     # 1.6x slower, eight rows a little faster; so it can lead where prefill or wide votes
