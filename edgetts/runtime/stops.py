@@ -27,9 +27,6 @@ class StopStrings:
         self.strings = [s for s in strings if s]
         self._window = max((len(s) for s in self.strings), default=0) + 1 + _BYTE_SLACK
 
-    def __bool__(self) -> bool:
-        return bool(self.strings)
-
     def hit(self, tokens: list[int]) -> bool:
         """Whether the text of ``tokens`` has come to contain a stop string (checked after every
         appended token, so only the tail can hold a new one)."""
