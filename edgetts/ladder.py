@@ -16,6 +16,9 @@ from .errors import EdgeTTSError
 # (store entry, built-in source, quantization), fast/weak end first
 DEFAULT_LADDER = (
     ("smollm2-135m-int4", "smollm2-135m", "int4"),
+    # INT8 prefills twice as fast here (78 vs 158 ms at 128 tokens): the rung for the shortest
+    # targets. Calibrated at budget 0, where such targets answer.
+    ("smollm2-135m-int8", "smollm2-135m", "int8"),
     # The package holds the base model: a "Question: … Answer:" frame with a stop string.
     ("gemma3-270m-int4", "gemma3-270m", "int4"),
     ("qwen2.5-coder-0.5b-int4", "qwen2.5-coder-0.5b", "int4"),

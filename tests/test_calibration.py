@@ -128,7 +128,10 @@ def test_gsm8k_is_found_in_shared_or_skipped():
 def test_the_ladder_ships_measured_gsm8k_tables(edgetts_home):
     from edgetts.ladder import shipped_models
 
-    ladder = ["smollm2-135m-int4", "gemma3-270m-int4", "qwen2.5-coder-0.5b-int4", "qwen2.5-coder-0.5b-int8"]
+    ladder = [
+        "smollm2-135m-int4", "smollm2-135m-int8", "gemma3-270m-int4", "qwen2.5-coder-0.5b-int4",
+        "qwen2.5-coder-0.5b-int8",
+    ]  # fmt: skip
     assert [rung[0] for rung in shipped_models()] == ladder
     for name, _, quant in shipped_models():
         calibration = tables.load(name, "gsm8k")
