@@ -16,11 +16,12 @@ from .errors import EdgeTTSError
 # (store entry, built-in source, quantization), fast/weak end first
 DEFAULT_LADDER = (
     ("smollm2-135m-int4", "smollm2-135m", "int4"),
-    # INT8 prefills twice as fast here (78 vs 158 ms at 128 tokens): the rung for the shortest
-    # targets. Calibrated at budget 0, where such targets answer.
+    # INT8 rungs are calibrated at budget 0 (direct answers, where their faster prefill counts:
+    # SmolLM2 78 vs 158 ms at 128 tokens here; decode is slower than INT4's at batch 1).
     ("smollm2-135m-int8", "smollm2-135m", "int8"),
     # The package holds the base model: a "Question: … Answer:" frame with a stop string.
     ("gemma3-270m-int4", "gemma3-270m", "int4"),
+    ("gemma3-270m-int8", "gemma3-270m", "int8"),
     ("qwen2.5-coder-0.5b-int4", "qwen2.5-coder-0.5b", "int4"),
     # INT8 (W8A8 dynamic) on the project's CPU: prefill 2.7x faster than INT4, one decode row
     # 1.6x slower, eight rows a little faster; so it can lead where prefill or wide votes

@@ -129,8 +129,8 @@ def test_the_ladder_ships_measured_gsm8k_tables(edgetts_home):
     from edgetts.ladder import shipped_models
 
     ladder = [
-        "smollm2-135m-int4", "smollm2-135m-int8", "gemma3-270m-int4", "qwen2.5-coder-0.5b-int4",
-        "qwen2.5-coder-0.5b-int8",
+        "smollm2-135m-int4", "smollm2-135m-int8", "gemma3-270m-int4", "gemma3-270m-int8",
+        "qwen2.5-coder-0.5b-int4", "qwen2.5-coder-0.5b-int8",
     ]  # fmt: skip
     assert [rung[0] for rung in shipped_models()] == ladder
     for name, _, quant in shipped_models():
