@@ -25,7 +25,7 @@ DEFAULT_LADDER = (
     ("qwen2.5-coder-0.5b-int4", "qwen2.5-coder-0.5b", "int4"),
     # INT8 (W8A8 dynamic) on the project's CPU: prefill 2.7x faster than INT4, one decode row
     # 1.6x slower, eight rows a little faster; so it can lead where prefill or wide votes
-    # dominate. Calibrated at budget 0 only so far.
+    # dominate.
     ("qwen2.5-coder-0.5b-int8", "qwen2.5-coder-0.5b", "int8"),
 )
 
