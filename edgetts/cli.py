@@ -151,6 +151,12 @@ def convert(
     help="With several samples, decode sample 0 greedily and give it the vote's ties "
     "(what the calibration tables assume); --no-anchor samples every vote.",
 )
+@click.option(
+    "--stop",
+    multiple=True,
+    metavar="TEXT",
+    help="End a sample where its text contains TEXT (repeatable; on top of the model's own).",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def generate(
@@ -163,6 +169,7 @@ def generate(
     answer_tokens: int,
     temperature: float | None,
     anchor: bool,
+    stop: tuple[str, ...],
     threads: int | None,
     as_json: bool,
 ) -> None:
@@ -194,6 +201,7 @@ def generate(
             sampling=sampling,
             on_token=on_token,
             anchor=anchor,
+            stop=stop,
         )
     if as_json:
         click.echo(json.dumps(answer.to_json(), indent=2))

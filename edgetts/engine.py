@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psutil
@@ -173,11 +174,13 @@ class Engine:
         sampling: SamplingParams | None = None,
         on_token=None,
         anchor: bool = True,
+        stop: Sequence[str] = (),
     ) -> Answer:
         lm, tokenizer = self.load(model)
         result: Generation = generate(
             lm, tokenizer, prompt, budget=budget, samples=samples, answer_tokens=answer_tokens,
             deadline=deadline, seed=seed, sampling=sampling, on_token=on_token, anchor=anchor,
+            stop=stop,
         )  # fmt: skip
         return Answer(
             text=result.answer,

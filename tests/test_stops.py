@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
+
+from conftest import copy_entry
 
 from edgetts.converters.templates import BASE_STOP, prompt_format
 from edgetts.runtime.generator import generate
@@ -21,9 +26,10 @@ def with_stops(lm, strings: list[str]) -> None:
 
 
 def _middle_word(text: str) -> str:
-    """Three non-space characters from the middle of ``text`` (no edge spaces: a decoder may
-    strip a leading space at the start of a slice)."""
-    for start in range(len(text) // 2, len(text) - 3):
+    """Three non-space characters from the middle of ``text``, else from its start (no edge
+    spaces: a decoder may strip a leading space at the start of a slice)."""
+    middle = len(text) // 2
+    for start in [*range(middle, len(text) - 2), *range(middle)]:
         piece = text[start : start + 3]
         if not any(c.isspace() for c in piece):
             return piece
@@ -55,6 +61,47 @@ def test_a_sample_ends_at_its_stop_string_and_answers_from_the_text_before(tiny)
     assert cut.forced_by == "none"
     assert cut.text == thought[: thought.index(stop)]
     assert cut.value == extract_answer(cut.text)
+
+
+def test_a_call_s_stop_strings_cut_like_the_model_s_and_leave_the_model_alone(tiny):
+    lm, tok = tiny
+    full = generate(lm, tok, QUESTION, budget=40, samples=1).samples[0]
+    stop = _middle_word(tok.decode(full.think))
+    with_stops(lm, [stop])
+    by_model = generate(lm, tok, QUESTION, budget=40, samples=1).samples[0]
+    with_stops(lm, [])
+    by_call = generate(lm, tok, QUESTION, budget=40, samples=1, stop=[stop]).samples[0]
+    assert (by_call.think, by_call.text) == (by_model.think, by_model.text) != (full.think, full.text)
+    assert lm.manifest.prompt.stop_strings == []
+    again = generate(lm, tok, QUESTION, budget=40, samples=1).samples[0]
+    assert again.think == full.think, "a call's stop strings must not stay with the model"
+
+
+def test_cli_generate_stop_option(converted_tiny, edgetts_home):
+    copy_entry(converted_tiny("llama", "int4"), edgetts_home)
+    env = {**os.environ, "EDGETTS_HOME": str(edgetts_home)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgetts",
+        "generate",
+        QUESTION,
+        "-m",
+        "llama-int4",
+        "--budget",
+        "12",
+        "--json",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    full = json.loads(result.stdout)["samples"][0]
+    stop = _middle_word(full)
+    result = subprocess.run(
+        [*cmd, "--stop", "never said", "--stop", stop], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    cut = json.loads(result.stdout)["samples"][0]
+    assert stop not in cut and full.startswith(cut) and len(cut) < len(full)
 
 
 def test_a_model_without_chat_template_gets_the_question_frame_and_its_stop_string(tiny_models, tmp_path):

@@ -13,7 +13,7 @@ the numbers).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +88,7 @@ def generate(
     sample_indices: list[int] | None = None,
     on_token: Callable[[int], None] | None = None,
     anchor: bool = True,
+    stop: Sequence[str] = (),
 ) -> Generation:
     """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens
     (0 = answer directly, -1 = until the context is full).
@@ -102,6 +103,8 @@ def generate(
     ``deadline`` (seconds from the call) is enforced: unfinished samples are forced to answer
     while the measured time still covers forcing and ``answer_tokens`` answer tokens.
     ``sample_indices`` picks which random streams to decode (tests use it to run sample i alone).
+    ``stop``: stop strings for this call, on top of the model's own (llama.cpp's ``-r``, the
+    ``stop`` field of OpenAI-style servers).
     """
     start = time.perf_counter()
     _check_request(question, budget, samples, answer_tokens, deadline)
@@ -121,7 +124,7 @@ def generate(
             f"model's context of {limit} tokens; shorten the question or lower --budget"
         )
     stop_ids = set(fmt.stop_token_ids)
-    stops = StopStrings(tokenizer, fmt.stop_strings)
+    stops = StopStrings(tokenizer, [*fmt.stop_strings, *stop])
     generators = {i: None if anchored and i == 0 else np.random.default_rng([seed, i]) for i in indices}
 
     all_samples = [Sample(i) for i in indices]
