@@ -150,7 +150,7 @@ def test_without_fixed_configurations_there_is_no_oracle(bench_args):
     for entry in summary["targets"]:
         assert entry["oracle"] is None and entry["planned_over_oracle"] is None
         assert entry["checks"]["accuracy_vs_oracle"] == {
-            "met": None, "value": None, "note": "no fixed configurations were run"
+            "met": None, "value": None, "note": "no fixed configurations were run", "paired": None,
         }  # fmt: skip
 
 
@@ -211,6 +211,26 @@ def test_a_torn_last_line_is_dropped_and_other_settings_are_refused(tmp_path):
         ResultLog(path, {"eval": "sums", "seed": 1})
 
 
+@pytest.mark.parametrize(
+    ("only_first", "only_second", "p_value"),
+    [(0, 0, 1.0), (1, 1, 1.0), (0, 5, 0.0625), (2, 8, 0.1094), (9, 1, 0.0215), (0, 20, 0.0)],
+)
+def test_paired_counts_discordant_questions_and_gives_the_exact_mcnemar_p(only_first, only_second, p_value):
+    from edgetts.bench.stats import paired
+
+    # 3 questions both got right and 4 both missed never change the test; the last question, right
+    # but run by ``second`` only, is not compared.
+    differ = only_first + only_second
+    first = [{"question": q, "correct": q < only_first + 3} for q in range(differ + 7)]
+    second = [
+        {"question": q, "correct": q < 3 or only_first + 3 <= q < differ + 3 or q == differ + 7}
+        for q in range(differ + 8)
+    ]
+    result = paired(first, second)
+    assert (result["only_first"], result["only_second"]) == (only_first, only_second)
+    assert result["p_value"] == pytest.approx(p_value, abs=1e-4)
+
+
 def test_summary_oracle_ratios_and_checks_on_known_records():
     from edgetts.bench.records import record_key
     from edgetts.bench.report import check_rows, markdown, target_rows
@@ -257,6 +277,20 @@ def test_summary_oracle_ratios_and_checks_on_known_records():
     assert {k: c["met"] for k, c in loose["checks"].items()} == {
         "p99_within_target": True, "accuracy_vs_oracle": False, "gain_over_greedy": False,
     }  # fmt: skip
+    # Question by question: at 1 s only the oracle got question 3 right; at 100 ms only the planner
+    # got question 1 right against (a); one discordant question is a fair coin's p = 1.
+    assert loose["checks"]["accuracy_vs_oracle"]["paired"] == {
+        "only_first": 0,
+        "only_second": 1,
+        "p_value": 1.0,
+    }
+    assert tight["checks"]["gain_over_greedy"]["paired"] == {
+        "only_first": 1,
+        "only_second": 0,
+        "p_value": 1.0,
+    }
+    assert tight["checks"]["p99_within_target"]["paired"] is None
+    assert "right only planned 0, only oracle 1: McNemar p = 1.00" in check_rows(summary)[1][2]
     assert [[t["qualifies"] for t in arm["targets"]] for arm in summary["fixed"]] == [
         [True, True], [False, True], [False, True],
     ]  # fmt: skip

@@ -83,11 +83,24 @@ CHECK_UNITS = {  # how each check's value reads
 }
 
 
+BASELINE_NAMES = {"accuracy_vs_oracle": "oracle", "gain_over_greedy": "(a)"}
+
+
 def _verdict(name: str, check: dict[str, Any]) -> str:
     value = None if check["value"] is None else CHECK_UNITS[name](check["value"])
+    paired = check["paired"]
+    if paired:
+        value = f"{value or check['note']}; {_paired(paired, BASELINE_NAMES[name])}"
     if check["met"] is None:
         return f"n/a: {check['note']}" + (f" ({value})" if value else "")
     return ("met" if check["met"] else "NOT met") + f" ({value or check['note']})"
+
+
+def _paired(paired: dict[str, Any], baseline: str) -> str:
+    return (
+        f"right only planned {paired['only_first']}, only {baseline} {paired['only_second']}: "
+        f"McNemar p = {paired['p_value']:.2f}"
+    )
 
 
 def check_rows(summary: dict[str, Any]) -> list[list[str]]:
@@ -198,7 +211,10 @@ def markdown(summary: dict[str, Any], plot_note: str) -> str:
         "direct answer is predicted to fit the target (else the smallest), under the same deadline guard.",
         "- Fixed configurations run once per question under the largest target; one meets target t on a "
         "question when it ended within t. The oracle at t is the most accurate one whose p99 is within t.",
-        "- Accuracy intervals are 95 % Wilson intervals over questions.",
+        "- Accuracy intervals are 95 % Wilson intervals over questions. The accuracy checks also count "
+        "the questions only the planner or only the baseline got right, with the exact McNemar p-value "
+        "of that split (small: the difference is more than chance; the oracle is picked in hindsight "
+        "on these same questions, which favours it).",
         "",
         plot_note,
         "",

@@ -9,6 +9,7 @@ nothing measured stays None (shown as "unavailable"), never 0 J.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -71,6 +72,26 @@ def summarize(records: Sequence[dict[str, Any]]) -> ArmStats:
 def hit_rate(records: Sequence[dict[str, Any]], target_ms: float) -> float:
     """The share of ``records`` (at least one run) that ended within ``target_ms``."""
     return sum(r["latency_ms"] <= target_ms for r in records) / len(records)
+
+
+def paired(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How two arms differ on the questions both ran: how many only ``first`` got right, how many
+    only ``second`` did, and the exact McNemar p-value of that split (two-sided sign test on the
+    discordant questions: under "equally accurate" each is a fair coin).
+
+    Why: the issue's checks compare accuracies a question or two apart on 100 questions, and the
+    oracle is picked in hindsight on those same questions; the p-value says whether a miss is
+    more than the luck of the draw. Written with math.comb because scipy is not a runtime
+    dependency and the test is three lines.
+    """
+    right_first = {r["question"]: bool(r["correct"]) for r in first}
+    right_second = {r["question"]: bool(r["correct"]) for r in second}
+    shared = right_first.keys() & right_second.keys()
+    only_first = sum(right_first[q] and not right_second[q] for q in shared)
+    only_second = sum(right_second[q] and not right_first[q] for q in shared)
+    differ = only_first + only_second
+    tail = sum(math.comb(differ, i) for i in range(min(only_first, only_second) + 1)) / 2**differ
+    return {"only_first": only_first, "only_second": only_second, "p_value": round(min(1.0, 2 * tail), 4)}
 
 
 def frontier(points: Sequence[tuple[float, float]]) -> list[int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..planner.scheduler import Config
 from .records import Run
-from .stats import ArmStats, hit_rate, summarize
+from .stats import ArmStats, hit_rate, paired, summarize
 
 P99_GOAL = 1.00  # p99 latency <= 1.00 x target
 ORACLE_GOAL = 0.97  # planned accuracy >= 97 % of the oracle's
@@ -84,6 +84,11 @@ def _target(
     # oracle" is still decided (trivially met).
     ratio = planned.accuracy / oracle["accuracy"] if planned and oracle and oracle["accuracy"] else None
     gain = 100 * (planned.accuracy - greedy.accuracy) if planned and greedy else None
+    oracle_runs = [r for r in done if oracle and r["kind"] == "fixed" and r["config"] == oracle["config"]]
+    comparisons = {  # planned against each baseline, question by question
+        "oracle": paired(planned_runs, oracle_runs) if planned and oracle else None,
+        "greedy": paired(planned_runs, greedy_runs) if planned and greedy else None,
+    }
     return {
         "target_ms": target_ms,
         "planned": planned and {
@@ -100,7 +105,7 @@ def _target(
         "planned_over_oracle": None if ratio is None else round(ratio, 4),
         "gain_points": None if gain is None else round(gain, 2),
         "reasoning_fits": reasoning_fits,
-        "checks": _checks(planned, target_ms, oracle, gain, reasoning_fits, bool(fixed)),
+        "checks": _checks(planned, target_ms, oracle, gain, reasoning_fits, bool(fixed), comparisons),
     }  # fmt: skip
 
 
@@ -110,9 +115,10 @@ def _arm(stats: ArmStats, runs: list[dict[str, Any]], target_ms: float) -> dict[
 
 def _checks(
     planned: ArmStats | None, target_ms: float, oracle: dict[str, Any] | None, gain: float | None,
-    reasoning: bool, ran_fixed: bool,
+    reasoning: bool, ran_fixed: bool, comparisons: dict[str, dict[str, Any] | None],
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """The issue's three targets; ``met`` is None where one cannot be judged, and ``note`` says why."""
+    """The issue's three targets; ``met`` is None where one cannot be judged, and ``note`` says why.
+    The accuracy checks carry the paired comparison behind them (``paired``)."""
     if planned is None:
         empty = _check(None, None, "no complete question yet")
         return {"p99_within_target": empty, "accuracy_vs_oracle": empty, "gain_over_greedy": empty}
@@ -123,16 +129,23 @@ def _checks(
     else:
         best = oracle["accuracy"]
         met = planned.accuracy >= ORACLE_GOAL * best
-        if best:
-            versus = _check(met, planned.accuracy / best, "planned / oracle accuracy")
-        else:
-            versus = _check(met, None, "the oracle got none right")
+        ratio, note = (
+            (planned.accuracy / best, "planned / oracle accuracy")
+            if best
+            else (None, "the oracle got none right")
+        )
+        versus = _check(met, ratio, note, comparisons["oracle"])
     if reasoning:
-        greedy = _check(gain is not None and gain >= GAIN_GOAL, gain, "points over (a)")
+        greedy = _check(
+            gain is not None and gain >= GAIN_GOAL, gain, "points over (a)", comparisons["greedy"]
+        )
     else:
-        greedy = _check(None, gain, "no reasoning configuration is predicted to fit")
+        greedy = _check(None, gain, "no reasoning configuration is predicted to fit", comparisons["greedy"])
     return {"p99_within_target": within, "accuracy_vs_oracle": versus, "gain_over_greedy": greedy}
 
 
-def _check(met: bool | None, value: float | None, note: str) -> dict[str, Any]:
-    return {"met": met, "value": None if value is None else round(value, 4), "note": note}
+def _check(
+    met: bool | None, value: float | None, note: str, paired: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    rounded = None if value is None else round(value, 4)
+    return {"met": met, "value": rounded, "note": note, "paired": paired}
