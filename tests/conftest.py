@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 SHARED_GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
+
+
+def run_cli(*args: str, home) -> subprocess.CompletedProcess:
+    """`edgetts ARGS` in a fresh interpreter on the store at ``home`` (what a user's shell runs)."""
+    env = {**os.environ, "EDGETTS_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "edgetts", *args], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(autouse=True)

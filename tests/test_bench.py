@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import copy_entry
+from conftest import copy_entry, run_cli
 
 from edgetts.cli import cli
 
 TARGETS = "20ms,3s"  # the tiny model answers in milliseconds: 20 ms makes some runs miss
-
-
-def run_cli(*args: str, home) -> subprocess.CompletedProcess:
-    env = {**os.environ, "EDGETTS_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "edgetts", *args], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
+from conftest import run_cli
 
 from edgetts.converters import pipeline
 from edgetts.converters.quantize import QuantSettings
 from edgetts.errors import ConversionError
-
-
-def run_cli(*args: str, env_home) -> subprocess.CompletedProcess:
-    import os
-
-    env = {**os.environ, "EDGETTS_HOME": str(env_home), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "edgetts", *args], capture_output=True, text=True, env=env)
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, expected: str, home) -> None:
@@ -43,22 +36,20 @@ def assert_clean_failure(result: subprocess.CompletedProcess, expected: str, hom
     ],
 )
 def test_bad_input_is_one_line(args, expected, edgetts_home):
-    assert_clean_failure(run_cli(*args, env_home=edgetts_home), expected, edgetts_home)
+    assert_clean_failure(run_cli(*args, home=edgetts_home), expected, edgetts_home)
 
 
 def test_not_a_gguf_file(tmp_path, edgetts_home):
     bogus = tmp_path / "model.gguf"
     bogus.write_text("hello")
-    assert_clean_failure(
-        run_cli("convert", str(bogus), env_home=edgetts_home), "not a GGUF file", edgetts_home
-    )
+    assert_clean_failure(run_cli("convert", str(bogus), home=edgetts_home), "not a GGUF file", edgetts_home)
 
 
 def test_unsupported_architecture(tmp_path, edgetts_home):
     folder = tmp_path / "vision"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "resnet"}))
-    result = run_cli("convert", str(folder), env_home=edgetts_home)
+    result = run_cli("convert", str(folder), home=edgetts_home)
     assert_clean_failure(result, "architecture 'resnet' cannot be exported", edgetts_home)
 
 
@@ -82,7 +73,7 @@ def test_no_disk_space_is_refused_before_work(edgetts_home, monkeypatch):
 
 
 def test_models_lists_json(edgetts_home):
-    result = run_cli("models", "--json", env_home=edgetts_home)
+    result = run_cli("models", "--json", home=edgetts_home)
     assert result.returncode == 0 and json.loads(result.stdout) == []
 
 
@@ -94,13 +85,9 @@ def test_tensorrt_without_a_gpu_is_one_line(edgetts_home):
         pytest.skip("TensorRT is installed here; the GPU test covers this path")
     except ImportError:
         pass
-    result = run_cli(
-        "convert", "smollm2-135m", "--quant", "fp16", "--format", "tensorrt", env_home=edgetts_home
-    )
+    result = run_cli("convert", "smollm2-135m", "--quant", "fp16", "--format", "tensorrt", home=edgetts_home)
     assert_clean_failure(result, "TensorRT is not installed", edgetts_home)
-    result = run_cli(
-        "convert", "smollm2-135m", "--quant", "int4", "--format", "tensorrt", env_home=edgetts_home
-    )
+    result = run_cli("convert", "smollm2-135m", "--quant", "int4", "--format", "tensorrt", home=edgetts_home)
     assert_clean_failure(result, "builds fp32, fp16 or fp8 engines, not int4", edgetts_home)
 
 
@@ -131,5 +118,5 @@ def test_profile_plan_calibrate_run_errors_are_one_line(tmp_path, args, content,
     file = tmp_path / "input.jsonl"
     if content is not None:
         file.write_text(content)
-    result = run_cli(*(a.replace("{file}", str(file)) for a in args), env_home=home)
+    result = run_cli(*(a.replace("{file}", str(file)) for a in args), home=home)
     assert_clean_failure(result, expected, home)

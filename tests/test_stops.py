@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import subprocess
-import sys
 
-from conftest import copy_entry
+from conftest import copy_entry, run_cli
 
 from edgetts.converters.templates import BASE_STOP, prompt_format
 from edgetts.runtime.generator import generate
@@ -79,26 +76,12 @@ def test_a_call_s_stop_strings_cut_like_the_model_s_and_leave_the_model_alone(ti
 
 def test_cli_generate_stop_option(converted_tiny, edgetts_home):
     copy_entry(converted_tiny("llama", "int4"), edgetts_home)
-    env = {**os.environ, "EDGETTS_HOME": str(edgetts_home)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "edgetts",
-        "generate",
-        QUESTION,
-        "-m",
-        "llama-int4",
-        "--budget",
-        "12",
-        "--json",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    args = ("generate", QUESTION, "-m", "llama-int4", "--budget", "12", "--json")
+    result = run_cli(*args, home=edgetts_home)
     assert result.returncode == 0, result.stderr
     full = json.loads(result.stdout)["samples"][0]
     stop = _middle_word(full)
-    result = subprocess.run(
-        [*cmd, "--stop", "never said", "--stop", stop], capture_output=True, text=True, env=env
-    )
+    result = run_cli(*args, "--stop", "never said", "--stop", stop, home=edgetts_home)
     assert result.returncode == 0, result.stderr
     cut = json.loads(result.stdout)["samples"][0]
     assert stop not in cut and full.startswith(cut) and len(cut) < len(full)

@@ -129,12 +129,10 @@ def _checks(
     else:
         best = oracle["accuracy"]
         met = planned.accuracy >= ORACLE_GOAL * best
-        ratio, note = (
-            (planned.accuracy / best, "planned / oracle accuracy")
-            if best
-            else (None, "the oracle got none right")
-        )
-        versus = _check(met, ratio, note, comparisons["oracle"])
+        if best:
+            versus = _check(met, planned.accuracy / best, "planned / oracle accuracy", comparisons["oracle"])
+        else:
+            versus = _check(met, None, "the oracle got none right", comparisons["oracle"])
     if reasoning:
         greedy = _check(
             gain is not None and gain >= GAIN_GOAL, gain, "points over (a)", comparisons["greedy"]
