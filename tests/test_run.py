@@ -4,20 +4,12 @@ calibration, answers under the deadline, and refuses targets nothing can meet.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import copy_entry
+from conftest import copy_entry, run_cli
 
 QUESTION = "Question: what is 12 plus 7?"
-
-
-def cli(*args: str, home) -> subprocess.CompletedProcess:
-    env = {**os.environ, "EDGETTS_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "edgetts", *args], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture
@@ -26,8 +18,8 @@ def calibrated_tiny(converted_tiny, edgetts_home, tmp_path):
     eval_file = tmp_path / "sums.jsonl"
     lines = [{"question": f"Question: what is {a} plus 7?", "answer": f"#### {a + 7}"} for a in range(3)]
     eval_file.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    done = cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4,16", "--samples", "3",
-               "--answer-tokens", "4", "--json", home=edgetts_home)  # fmt: skip
+    done = run_cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4,16",
+                   "--samples", "3", "--answer-tokens", "4", "--json", home=edgetts_home)  # fmt: skip
     assert done.returncode == 0, done.stderr
     table = json.loads(done.stdout)
     assert table["budgets"] == [0, 4, 16] and table["samples"] == [1, 2, 3, 4] and table["questions"] == 3
@@ -36,7 +28,7 @@ def calibrated_tiny(converted_tiny, edgetts_home, tmp_path):
 
 def test_run_profiles_first_then_answers_within_the_target(calibrated_tiny):
     home = calibrated_tiny
-    result = cli(
+    result = run_cli(
         "run", QUESTION, "--latency", "20s", "--models", "llama-fp32", "--eval", "sums", "--json", home=home
     )
     assert result.returncode == 0, result.stderr
@@ -50,15 +42,17 @@ def test_run_profiles_first_then_answers_within_the_target(calibrated_tiny):
     assert answer["energy_source"] in ("rapl", "nvml", "ina3221", "estimated", "unavailable")
     assert {"answer", "votes", "tokens", "forced_by", "prefill_ms", "decode_ms"} <= set(answer)
 
-    again = cli("run", QUESTION, "--latency", "20s", "--models", "llama-fp32", "--eval", "sums", home=home)
+    again = run_cli(
+        "run", QUESTION, "--latency", "20s", "--models", "llama-fp32", "--eval", "sums", home=home
+    )
     assert again.returncode == 0, again.stderr
     assert "profile --quick" not in again.stderr  # profiled once, reused
 
 
 def test_plan_shows_the_frontier_and_impossible_targets_fail_cleanly(calibrated_tiny):
     home = calibrated_tiny
-    assert cli("profile", "--quick", "--models", "llama-fp32", home=home).returncode == 0
-    planned = cli("plan", "--latency", "20s", "--eval", "sums", "--json", home=home)
+    assert run_cli("profile", "--quick", "--models", "llama-fp32", home=home).returncode == 0
+    planned = run_cli("plan", "--latency", "20s", "--eval", "sums", "--json", home=home)
     assert planned.returncode == 0, planned.stderr
     data = json.loads(planned.stdout)
     latencies = [c["predicted_ms"] for c in data["frontier"]]
@@ -67,14 +61,14 @@ def test_plan_shows_the_frontier_and_impossible_targets_fail_cleanly(calibrated_
     assert accuracies == sorted(accuracies), "a frontier gains accuracy as it spends latency"
     assert data["chosen"]["predicted_ms"] <= 20_000
 
-    impossible = cli(
+    impossible = run_cli(
         "run", QUESTION, "--latency", "1ms", "--models", "llama-fp32", "--eval", "sums", home=home
     )
     assert impossible.returncode != 0
     assert "fastest achievable is" in impossible.stderr and "Traceback" not in impossible.stderr
     assert len(impossible.stderr.strip().splitlines()) == 1
     flags = ["--best-effort", "--models", "llama-fp32", "--eval", "sums", "--json"]
-    best = cli("run", QUESTION, "--latency", "1ms", *flags, home=home)
+    best = run_cli("run", QUESTION, "--latency", "1ms", *flags, home=home)
     assert best.returncode == 0, best.stderr
     assert json.loads(best.stdout)["forced_by"] in ("deadline", "none", "budget")
 
@@ -102,7 +96,9 @@ def test_engine_solve_is_thread_safe(calibrated_tiny):
 def test_plan_for_the_published_orin_profile(edgetts_home, tmp_path):
     """No model runs: the published profile and the published (budget 0) MMLU accuracies."""
     flags = ["--device", "jetson-agx-orin-64gb", "--eval", "mmlu", "--json"]
-    roomy = cli("plan", "--latency", "5s", *flags, "--plot", str(tmp_path / "pareto.png"), home=edgetts_home)
+    roomy = run_cli(
+        "plan", "--latency", "5s", *flags, "--plot", str(tmp_path / "pareto.png"), home=edgetts_home
+    )
     assert roomy.returncode == 0, roomy.stderr
     data = json.loads(roomy.stdout)
     assert data["device"] == "jetson-agx-orin-64gb"
@@ -110,9 +106,9 @@ def test_plan_for_the_published_orin_profile(edgetts_home, tmp_path):
     assert [c["config"]["model"] for c in data["frontier"]][0] == "deepseek-r1-distill-qwen-1.5b-fp16"
     if (tmp_path / "pareto.png").exists():  # matplotlib is an optional extra
         assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    tight = cli("plan", "--latency", "1s", *flags, home=edgetts_home)
+    tight = run_cli("plan", "--latency", "1s", *flags, home=edgetts_home)
     assert json.loads(tight.stdout)["chosen"]["config"]["model"] == "deepseek-r1-distill-qwen-1.5b-fp16"
-    impossible = cli("plan", "--latency", "300ms", *flags, home=edgetts_home)
+    impossible = run_cli("plan", "--latency", "300ms", *flags, home=edgetts_home)
     assert impossible.returncode == 1
     assert "fastest achievable is 489 ms (deepseek-r1-distill-qwen-1.5b-fp16" in impossible.stderr
 
