@@ -185,7 +185,7 @@ def generate(
     live = not as_json and console.is_terminal
     with console.status("thinking") if live else contextlib.nullcontext() as status:
 
-        def on_token(_token: int) -> None:  # the live token counter on a terminal
+        def on_token(_sample: int, _token: int) -> None:  # the live token counter on a terminal
             counter["tokens"] += 1
             if status is not None:
                 status.update(f"decoding: {counter['tokens']} tokens")

@@ -3,6 +3,7 @@ planner, and answering a question within a latency budget."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import click
@@ -10,7 +11,8 @@ from rich.console import Console
 
 from .cli_profile import ensure_profile, progress_bar, split_names, stdout_console
 from .durations import parse_duration
-from .errors import EdgeTTSError
+from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
+from .planner.scheduler import format_duration
 
 console = Console(stderr=True)
 
@@ -169,11 +171,18 @@ def run_command(
     question: str, latency: str, energy: str | None, best_effort: bool, eval_set: str, names: str | None,
     seed: int, threads: int | None, as_json: bool,
 ) -> None:  # fmt: skip
-    """Answer QUESTION as well as this device can within the latency target."""
+    """Answer QUESTION as well as this device can within the latency target.
+
+    Start-up (first-use conversion and profile, loading the planner's tokenizers and the model
+    the plan picks, one warm-up step) happens before the clock starts and is reported apart; the
+    target counts from then. No answer, or a late one (without --best-effort), exits 1."""
+    import time
+
     from .engine import Engine
     from .ladder import ensure_converted
     from .profiling.device import detect
 
+    began = time.perf_counter()
     target = parse_duration(latency)
     cap = parse_energy(energy)
     if not question.strip():
@@ -183,21 +192,44 @@ def run_command(
     )
     profile = ensure_profile(detect().id, ladder, threads)
     engine = Engine(threads=threads, profile=profile, eval_name=eval_set)
+    with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
+        # Which model the plan would run, so that only that one is loaded and warmed; an
+        # impossible target fails here, before anything is loaded.
+        expected = engine.plan(question, target, cap, best_effort)[0].chosen.config.model
+        engine.warm(models=[expected])
+    startup_s = time.perf_counter() - began
     answer = engine.solve(question, target, energy=cap, best_effort=best_effort, seed=seed)
+    engine.close()
     if as_json:
-        click.echo(json.dumps(answer.to_json(), indent=2))
-        return
-    click.echo(answer.text if answer.text is not None else "(no answer)")
-    planned = answer.planned or {}
-    energy_text = (
-        ""
-        if planned.get("energy_j") is None
-        else f", {planned['energy_j']:.1f} J ({planned['energy_source']})"
-    )
-    console.print(
-        f"{answer.latency_ms:.0f} ms of {1000 * target:.0f} ms "
-        f"(predicted {planned.get('predicted_ms')} ms){energy_text}; {answer.config['model']}, "
-        f"budget {answer.config['budget']}, {answer.config['samples']} samples, expected accuracy "
-        f"{100 * float(planned.get('predicted_accuracy', 0)):.0f} %; votes {answer.votes or '{}'}",
-        highlight=False,
-    )
+        click.echo(json.dumps({**answer.to_json(), "startup_ms": round(1000 * startup_s, 1)}, indent=2))
+    else:
+        click.echo(answer.text if answer.text is not None else "(no answer)")
+        planned = answer.planned or {}
+        energy_text = (
+            ""
+            if planned.get("energy_j") is None
+            else f", {planned['energy_j']:.1f} J ({planned['energy_source']})"
+        )
+        console.print(
+            f"answer in {format_duration(answer.latency_ms / 1000)} of {format_duration(target)}; "
+            f"start-up {format_duration(startup_s)} not counted. "
+            f"Predicted {format_duration(float(planned.get('predicted_ms', 0)) / 1000)}{energy_text}; "
+            f"{answer.config['model']}, budget {answer.config['budget']}, "
+            f"{answer.config['samples']} samples, "
+            f"expected accuracy {100 * float(planned.get('predicted_accuracy', 0)):.0f} %; "
+            f"votes {answer.votes or '{}'}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if answer.text is None:
+        raise NoAnswerError(
+            f"no sample gave a readable answer ({len(answer.samples)} samples, "
+            f"forced by {answer.forced_by}); "
+            "a longer --latency lets the model reason further"
+        )
+    if answer.on_time is False and not best_effort:
+        raise DeadlineMissedError(
+            f"the answer came {format_duration(answer.latency_ms / 1000 - target)} after the "
+            f"{format_duration(target)} deadline; this device ran slower than its profile: re-profile it "
+            "(`edgetts profile`)"
+        )

@@ -1,15 +1,23 @@
 """The embedding API: an :class:`Engine` that loads store entries once and answers questions.
 
-Thread safety: loading is guarded by a lock; a loaded model is read-only afterwards (ONNX
-Runtime's ``run`` is thread-safe and each call keeps its own KV cache and random streams), so
-one Engine can serve several threads, e.g. the callbacks of a ROS 2 node.
+Deadlines are wall-clock from the request's arrival (the moment ``solve`` / ``submit`` is
+called): planning, waiting in the queue and decoding all count. Work that does not depend on the
+request — tokenizers, sessions, one warm-up step — is :meth:`Engine.warm`'s, done before the
+first request so that it is not charged to it.
+
+Thread safety: every planned request goes through one decode worker (worker.py) that owns the
+CPU, earliest deadline first, so one Engine can serve several threads, e.g. the callbacks of a
+ROS 2 node or an HTTP server. Loading is guarded by a lock; a loaded model is read-only
+afterwards (ONNX Runtime's ``run`` is thread-safe and each call keeps its own KV cache and
+random streams), so :meth:`Engine.generate` may also be called directly from any thread.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import psutil
@@ -18,13 +26,18 @@ from tokenizers import Tokenizer
 from . import store
 from .errors import EdgeTTSError
 from .planner.candidates import build as build_candidates
+from .planner.candidates import predicted_run_s
 from .planner.scheduler import plan
 from .profiling.device_profile import DeviceProfile, load_for
 from .runtime.generator import Generation, generate
 from .runtime.onnx_model import OnnxCausalLM
 from .runtime.sampling import SamplingParams
+from .worker import DecodeWorker, Job
 
 MIN_DEADLINE_S = 0.001  # what the guard gets when planning alone used up the target
+MAX_LATENCY_S = 3600.0  # a longer "deadline" is a unit mistake (ms written as s), not a plan
+WARM_QUESTION = "What is 2 plus 3?"  # what warm() plans and runs with: short, any model answers it
+TokenCallback = Callable[[int, int], None]  # (sample index, token id), on the worker thread
 
 
 @dataclass
@@ -42,8 +55,18 @@ class Answer:
     stopped_early: bool
     samples: list[str] = field(default_factory=list)
     planned: dict[str, object] | None = None  # solve(): predicted_ms, predicted_accuracy, energy
+    queued_ms: float | None = None  # a request's wait in the decode queue, from its arrival
+    deadline_ms: float | None = None  # a planned request's latency target (latency_ms counts from arrival)
+
+    @property
+    def on_time(self) -> bool | None:
+        """Whether a request with a deadline answered within it (None: it had none)."""
+        return None if self.deadline_ms is None else self.latency_ms <= self.deadline_ms
 
     def to_json(self) -> dict[str, object]:
+        queued = {} if self.queued_ms is None else {"queued_ms": round(self.queued_ms, 1)}
+        if self.deadline_ms is not None:
+            queued |= {"deadline_ms": round(self.deadline_ms, 1), "on_time": self.on_time}
         return {
             "answer": self.text,
             "config": self.config,
@@ -55,6 +78,7 @@ class Answer:
             "votes": self.votes,
             "stopped_early": self.stopped_early,
             "samples": self.samples,
+            **queued,
             **(self.planned or {}),
         }
 
@@ -71,6 +95,7 @@ class Engine:
         self._info = None
         self._models: dict[str, tuple[OnnxCausalLM, Tokenizer]] = {}
         self._lock = threading.Lock()
+        self._worker: DecodeWorker | None = None
 
     def device_profile(self) -> DeviceProfile:
         with self._lock:
@@ -86,17 +111,43 @@ class Engine:
             self._info = detect()
         return self._info
 
-    def plan(self, question: str, latency: float, energy: float | None = None, best_effort: bool = False):
-        """The configuration :meth:`solve` would run, and the candidates it was chosen from."""
+    def plan(
+        self,
+        question: str,
+        latency: float,
+        energy: float | None = None,
+        best_effort: bool = False,
+        models: Sequence[str] | None = None,
+    ):
+        """The configuration :meth:`solve` would run, and the candidates it was chosen from
+        (``models``: plan over these profiled entries only)."""
         if latency <= 0:
             raise EdgeTTSError(f"latency {latency} s is not positive")
-        candidates, notes = build_candidates(self.device_profile(), question, self.eval_name)
+        candidates, notes = build_candidates(self.device_profile(), question, self.eval_name, models=models)
         if not len(candidates):
             raise EdgeTTSError("nothing to plan with: " + "; ".join(notes or ["the profile has no models"]))
         memory = self._memory_cap()
         return plan(
             candidates, latency, energy_j=energy, memory_bytes=memory, best_effort=best_effort
         ), candidates
+
+    def warm(self, models: Sequence[str] | None = None) -> float:
+        """Do before the first request what does not depend on it: detect the device, read the
+        profile and calibration tables, load every tokenizer planning counts with, and load and
+        run one short generation on ``models`` (default: every model the planner may choose
+        that is in the store). Returns the seconds it took (what `edgetts run` reports as
+        start-up, not counted against the deadline)."""
+        start = time.perf_counter()
+        self._meter()
+        candidates = build_candidates(self.device_profile(), WARM_QUESTION, self.eval_name)[0]
+        if models is None:
+            models = sorted({c.config.model for c in candidates.candidates if store.exists(c.config.model)})
+        for name in models:
+            # Prefill plus one decode step: onnxruntime allocates its arenas and picks kernels on
+            # the first runs of each shape family, which a first request would otherwise pay.
+            self.generate(WARM_QUESTION, model=name, budget=0, samples=1, answer_tokens=2)
+        self._decode_worker()
+        return time.perf_counter() - start
 
     def solve(
         self,
@@ -105,27 +156,137 @@ class Engine:
         energy: float | None = None,
         best_effort: bool = False,
         seed: int = 0,
+        on_token: TokenCallback | None = None,
+        models: Sequence[str] | None = None,
     ) -> Answer:
-        """Answer ``question`` as accurately as the device can within ``latency`` seconds: plan
-        (model, budget, N) from the profile and calibration, run it under the deadline guard,
-        and report the prediction next to what it cost."""
-        start = time.perf_counter()
-        chosen = self.plan(question, latency, energy, best_effort)[0].chosen
+        """Answer ``question`` as accurately as the device can within ``latency`` seconds of this
+        call: plan (model, budget, N) from the profile and calibration, run it under the
+        deadline guard, and report the prediction next to what it cost. Goes through the same
+        deadline queue as :meth:`submit` (and waits for its turn there)."""
+        return self.submit(
+            question, latency, energy=energy, best_effort=best_effort, seed=seed, on_token=on_token,
+            models=models,
+        ).result()  # fmt: skip
+
+    def submit(
+        self,
+        question: str,
+        latency: float,
+        *,
+        energy: float | None = None,
+        best_effort: bool = False,
+        seed: int = 0,
+        on_token: TokenCallback | None = None,
+        models: Sequence[str] | None = None,
+    ) -> Future:
+        """Queue ``question`` with a deadline ``latency`` seconds from now; a Future of its
+        :class:`Answer`. Admission happens here, at once: if nothing fits in the time left after
+        the work queued ahead, this raises :class:`DeadlineUnreachableError` (with
+        ``best_effort``, the fastest configuration runs instead). ``future.cancel()`` stops the
+        request within one decode step. ``on_token(sample, token)`` is called on the worker
+        thread for every decoded token (streaming, progress feedback)."""
+        arrival = time.perf_counter()
+        _check_question(question)
+        _check_latency(latency)
+
+        def admit(left: float | None) -> tuple[float, float]:
+            chosen = self.plan(question, left or latency, energy, best_effort, models)[0]
+            return chosen.chosen.latency_s, chosen.fastest_s
+
+        def run(job: Job) -> Answer:
+            return self._run_planned(job, question, energy, best_effort, seed, on_token, models)
+
+        return self._decode_worker().submit(arrival, arrival + latency, admit, run)
+
+    def submit_generate(
+        self,
+        prompt: str,
+        model: str,
+        *,
+        budget: int = 128,
+        samples: int = 1,
+        seed: int = 0,
+        answer_tokens: int = 16,
+        sampling: SamplingParams | None = None,
+        anchor: bool = True,
+        stop: Sequence[str] = (),
+        on_token: TokenCallback | None = None,
+    ) -> Future:
+        """Queue one :meth:`generate` call as given (no plan, no deadline): it runs on the decode
+        worker after every request that has a deadline and is waiting, and its predicted time
+        (from the profile, where the model is profiled) counts as work ahead of later requests."""
+        arrival = time.perf_counter()
+        _check_question(prompt)
+        self.load(model)  # an unknown model fails here, at once, not in the queue
+
+        def admit(_left: float | None) -> tuple[float, float]:
+            profiled = self.device_profile().models.get(model)
+            if profiled is None:
+                return 0.0, 0.0  # nothing to predict with: it counts as no work ahead of others
+            predicted = predicted_run_s(model, profiled, prompt, budget, samples, answer_tokens)
+            return predicted, predicted
+
+        def run(job: Job) -> Answer:
+            answer = self.generate(
+                prompt, model=model, budget=budget, samples=samples, seed=seed, answer_tokens=answer_tokens,
+                sampling=sampling, on_token=on_token, anchor=anchor, stop=stop, cancel=job.cancel,
+            )  # fmt: skip
+            answer.queued_ms = job.queued_ms
+            return answer
+
+        return self._decode_worker().submit(arrival, None, admit, run)
+
+    def close(self) -> None:
+        """Stop the decode worker: queued requests fail with EngineClosedError, the running one
+        is cancelled. The loaded models stay (``generate`` still works)."""
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close(timeout=10)
+
+    def pending(self) -> int:
+        """Requests waiting or running in the decode queue."""
+        return 0 if self._worker is None else self._worker.pending()
+
+    def _decode_worker(self) -> DecodeWorker:
+        with self._lock:
+            if self._worker is None:
+                self._worker = DecodeWorker()
+            return self._worker
+
+    def _run_planned(
+        self,
+        job: Job,
+        question: str,
+        energy: float | None,
+        best_effort: bool,
+        seed: int,
+        on_token: TokenCallback | None,
+        models: Sequence[str] | None,
+    ) -> Answer:
+        """On the worker: plan again for the time actually left, then run under the guard."""
+        assert job.deadline is not None
+        left = max(job.deadline - time.perf_counter(), MIN_DEADLINE_S)
+        chosen = self.plan(question, left, energy, best_effort, models)[0].chosen
         config = chosen.config
-        self.load(config.model)  # a first call's model load is not the query's energy
+        self.load(config.model)  # a model warm() did not load is charged to this request
         meter = self._meter()
         meter.begin()
-        # The caller's clock started before planning: the guard gets what is left of the target.
-        left = max(latency - (time.perf_counter() - start), MIN_DEADLINE_S)
+        # The guard gets what is left of the request's time after planning (and any load).
         answer = self.generate(
             question,
             model=config.model,
             budget=config.budget,
             samples=config.samples,
-            deadline=left,
+            deadline=max(job.deadline - time.perf_counter(), MIN_DEADLINE_S),
             seed=seed,
+            on_token=on_token,
+            cancel=job.cancel,
         )
         reading = meter.end()
+        answer.latency_ms = 1000 * (time.perf_counter() - job.arrival)  # from arrival, as the deadline
+        answer.deadline_ms = 1000 * (job.deadline - job.arrival)
+        answer.queued_ms = job.queued_ms
         answer.planned = {
             "predicted_ms": round(1000 * chosen.latency_s, 1),
             "predicted_accuracy": round(chosen.accuracy, 4),
@@ -175,12 +336,15 @@ class Engine:
         on_token=None,
         anchor: bool = True,
         stop: Sequence[str] = (),
+        cancel: threading.Event | None = None,
     ) -> Answer:
+        """One generation with the configuration given (no plan, no queue): see
+        runtime.generator.generate."""
         lm, tokenizer = self.load(model)
         result: Generation = generate(
             lm, tokenizer, prompt, budget=budget, samples=samples, answer_tokens=answer_tokens,
             deadline=deadline, seed=seed, sampling=sampling, on_token=on_token, anchor=anchor,
-            stop=stop,
+            stop=stop, cancel=cancel,
         )  # fmt: skip
         return Answer(
             text=result.answer,
@@ -202,4 +366,21 @@ class Engine:
             votes=result.votes,
             stopped_early=result.stopped_early,
             samples=[s.text for s in result.samples],
+        )
+
+
+def _check_question(question: object) -> None:
+    if not isinstance(question, str) or not question.strip():
+        raise EdgeTTSError("the question is empty; pass the text to answer")
+
+
+def _check_latency(latency: object) -> None:
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency != latency:
+        raise EdgeTTSError(f"latency {latency!r} is not a number of seconds")
+    if latency <= 0:
+        raise EdgeTTSError(f"latency {latency} s is not positive")
+    if latency > MAX_LATENCY_S:
+        raise EdgeTTSError(
+            f"latency {latency:g} s is over an hour; was it meant in milliseconds? "
+            f"(at most {MAX_LATENCY_S:g} s)"
         )

@@ -87,3 +87,44 @@ def tiny(converted_tiny):
 
     path = converted_tiny("llama", "fp32")
     return OnnxCausalLM(path, threads=1), Tokenizer.from_file(str(path / "tokenizer.json"))
+
+
+SUMS = [{"question": f"Question: what is {a} plus 7?", "answer": f"#### {a + 7}"} for a in range(3)]
+
+
+@pytest.fixture(scope="session")
+def tiny_service_home(converted_tiny, tmp_path_factory):
+    """A store holding the tiny llama calibrated on a three-question "sums" eval set, and a quick
+    profile of it on this machine: what a service needs to plan. Built once per session."""
+    import json
+
+    from edgetts import store
+    from edgetts.calibration.calibrate import calibrate
+    from edgetts.profiling.device_profile import DeviceProfile
+    from edgetts.profiling.profiler import profile_entry
+    from edgetts.profiling.sweep import QUICK
+
+    home = tmp_path_factory.mktemp("service-home")
+    copy_entry(converted_tiny("llama", "fp32"), home)
+    eval_file = home / "sums.jsonl"
+    eval_file.write_text("".join(json.dumps(line) + "\n" for line in SUMS))
+    before = os.environ.get("EDGETTS_HOME")
+    os.environ["EDGETTS_HOME"] = str(home)
+    try:
+        calibrate("llama-fp32", str(eval_file), budgets=(0, 4, 16), samples=3, answer_tokens=4, threads=1)
+        model = profile_entry(store.get("llama-fp32"), QUICK, threads=1)
+    finally:
+        os.environ["EDGETTS_HOME"] = before or ""
+    return home, DeviceProfile({"id": "here"}, {"source": "measured"}, {"llama-fp32": model})
+
+
+@pytest.fixture
+def tiny_engine(tiny_service_home, monkeypatch):
+    """An Engine planning over the tiny calibrated llama (eval "sums"), closed after the test."""
+    from edgetts.engine import Engine
+
+    home, profile = tiny_service_home
+    monkeypatch.setenv("EDGETTS_HOME", str(home))
+    engine = Engine(threads=1, profile=profile, eval_name="sums")
+    yield engine
+    engine.close()

@@ -8,6 +8,7 @@ resident model plus the KV cache of N rows; energy is the profile's power × pre
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,14 @@ def prompt_cost(name: str, question: str) -> PromptCost:
     if not manifest.exists():
         estimate = TEMPLATE_TOKENS + len(question) // CHARS_PER_TOKEN
         return PromptCost(estimate, estimate, FORCE_TOKENS)
-    tokenizer, fmt = _prompt_tools(name, manifest.stat().st_mtime)
+    return _counted_cost(name, question, manifest.stat().st_mtime)
+
+
+@functools.lru_cache(maxsize=1024)
+def _counted_cost(name: str, question: str, manifest_mtime: float) -> PromptCost:
+    """Counted once per (model, question): a request is planned at arrival and again when it
+    starts, and a server sees the same questions again."""
+    tokenizer, fmt = _prompt_tools(name, manifest_mtime)
 
     def count(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False).ids)
@@ -55,6 +63,21 @@ def prompt_cost(name: str, question: str) -> PromptCost:
     return PromptCost(
         count(build_prompt(fmt, question, 0)), count(build_prompt(fmt, question, 1)), count(force_text(fmt))
     )
+
+
+def predicted_run_s(
+    name: str,
+    model: ModelProfile,
+    question: str,
+    budget: int,
+    samples: int,
+    answer_tokens: int = ANSWER_TOKENS,
+) -> float:
+    """The upper-quantile latency of one configuration given by the caller (not planned), so that
+    the requests queued behind it know how long it holds the CPU."""
+    cost = prompt_cost(name, question)
+    prompt, force = (cost.direct, 0) if budget == 0 else (cost.thinking, cost.force)
+    return float(model.latency.run_s(prompt, budget, answer_tokens, samples, force, QUANTILE))
 
 
 @functools.lru_cache(maxsize=64)
@@ -99,13 +122,19 @@ def model_candidates(
 
 
 def build(
-    profile: DeviceProfile, question: str, eval_name: str = "gsm8k", answer_tokens: int = ANSWER_TOKENS
+    profile: DeviceProfile,
+    question: str,
+    eval_name: str = "gsm8k",
+    answer_tokens: int = ANSWER_TOKENS,
+    models: Sequence[str] | None = None,
 ) -> tuple[CandidateSet, list[str]]:
-    """Candidates of every profiled model that has a calibration on ``eval_name``; the notes say
-    which models were left out and why."""
+    """Candidates of every profiled model (or of ``models`` among them) that has a calibration
+    on ``eval_name``; the notes say which models were left out and why."""
     candidates: list[Candidate] = []
     notes: list[str] = []
     for name, model in sorted(profile.models.items()):
+        if models is not None and name not in models:
+            continue
         table = accuracy_table(name, eval_name, tables.version(name, eval_name))
         if table is None:
             notes.append(f"{name}: no {eval_name} calibration (run `edgetts calibrate {name}`)")

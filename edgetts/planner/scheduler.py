@@ -12,15 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import EdgeTTSError
+from ..errors import DeadlineUnreachableError, EdgeTTSError, NoFeasiblePlanError
 
 # Accuracies this close are the same number computed two ways (float noise), not a real difference:
 # the tie-break then prefers the cheaper configuration. Statistical ties are the caller's business.
 ACCURACY_TIE = 1e-9
-
-
-class NoFeasiblePlanError(EdgeTTSError):
-    """No configuration meets the latency target, or the energy / memory caps exclude them all."""
 
 
 @dataclass(frozen=True)
@@ -122,10 +118,11 @@ def plan(
     fastest = min((table.candidates[i] for i in allowed[latency == fastest_s]), key=_speed)
     if not best_effort:
         note = _unknown_energy_note(table, latency_s, energy_j, memory_bytes)
-        raise NoFeasiblePlanError(
+        raise DeadlineUnreachableError(
             f"no configuration meets the {format_duration(latency_s)} latency target: fastest achievable is "
             f"{format_duration(fastest_s)} ({fastest.config.describe()}){note}; "
-            "raise --latency or pass --best-effort"
+            "raise --latency or pass --best-effort",
+            fastest_ms=1000 * fastest_s,
         )
     return Plan(fastest, frontier, fastest_s, latency_s, best_effort=True)
 

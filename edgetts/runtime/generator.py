@@ -12,6 +12,7 @@ the numbers).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..errors import EdgeTTSError
+from ..errors import EdgeTTSError, RequestCancelledError
 from ..tts.answers import extract_answer
 from ..tts.vote import decided, majority
 from .kv_cache import KVCache
@@ -86,9 +87,10 @@ def generate(
     seed: int = 0,
     sampling: SamplingParams | None = None,
     sample_indices: list[int] | None = None,
-    on_token: Callable[[int], None] | None = None,
+    on_token: Callable[[int, int], None] | None = None,
     anchor: bool = True,
     stop: Sequence[str] = (),
+    cancel: threading.Event | None = None,
 ) -> Generation:
     """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens
     (0 = answer directly, -1 = until the context is full).
@@ -104,7 +106,10 @@ def generate(
     while the measured time still covers forcing and ``answer_tokens`` answer tokens.
     ``sample_indices`` picks which random streams to decode (tests use it to run sample i alone).
     ``stop``: stop strings for this call, on top of the model's own (llama.cpp's ``-r``, the
-    ``stop`` field of OpenAI-style servers).
+    ``stop`` field of OpenAI-style servers). ``on_token(sample_index, token)`` sees every token a
+    sample says (thinking and answer), as it is decoded. ``cancel``: once set, the call raises
+    :class:`RequestCancelledError` before its next model step (a client that went away frees the
+    CPU within one step).
     """
     start = time.perf_counter()
     _check_request(question, budget, samples, answer_tokens, deadline)
@@ -133,6 +138,8 @@ def generate(
     # budget starts with FIRST_THINK_ROOM and grows: a context-sized buffer slows the prefill.
     first = len(prompt_ids) + min(budget, FIRST_THINK_ROOM) + len(force_ids) + answer_tokens
     cache = lm.new_cache(rows, first, max_capacity=needed)
+    if cancel is not None and cancel.is_set():
+        raise RequestCancelledError("the request was cancelled before its prefill")
     logits = lm.run(cache, np.array([prompt_ids], dtype=np.int64))
     prefill_done = time.perf_counter()
     next_logits = np.repeat(logits[:, -1], rows, axis=0)
@@ -149,6 +156,8 @@ def generate(
 
     force_queue: list[int] = []  # forcing text still to be fed before the answer phase
     while batch.samples:
+        if cancel is not None and cancel.is_set():
+            raise RequestCancelledError("the request was cancelled while decoding")
         elapsed = time.perf_counter() - start
         if force_queue:
             if deadline is not None and elapsed + RESERVE_FACTOR * step_time >= deadline:
@@ -190,7 +199,7 @@ def generate(
             said = sample.answer if answering else sample.think
             said.append(token)
             if on_token:
-                on_token(token)
+                on_token(sample.index, token)
             if (answering and len(sample.answer) >= answer_tokens) or stops.hit(said):
                 sample.done = True
                 continue

@@ -1,0 +1,82 @@
+"""Engine.warm / submit / solve on the tiny calibrated model: the clock starts at the call, an
+unmeetable deadline is refused at once with the fastest time, a cancelled request stops within
+a step and frees the worker, and requests as given queue behind those with deadlines."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import CancelledError
+
+import pytest
+
+from edgetts.errors import DeadlineUnreachableError, EdgeTTSError, RequestCancelledError
+
+QUESTION = "Question: what is 12 plus 7?"
+WAIT = 60
+
+
+def test_warm_loads_what_planning_and_the_first_request_need(tiny_engine):
+    seconds = tiny_engine.warm()
+    assert seconds > 0
+    assert "llama-fp32" in tiny_engine._models, "the model the planner may choose is loaded"
+    answer = tiny_engine.solve(QUESTION, latency=30.0)
+    assert answer.queued_ms is not None and answer.queued_ms >= 0
+    data = answer.to_json()
+    assert "queued_ms" in data and data["latency_ms"] >= data["prefill_ms"] + data["decode_ms"] - 1
+
+
+def test_an_unmeetable_deadline_is_refused_at_submit_with_the_fastest_time(tiny_engine):
+    tiny_engine.warm()
+    with pytest.raises(DeadlineUnreachableError) as refused:
+        tiny_engine.submit(QUESTION, 0.000_01)
+    assert refused.value.code == "deadline_unreachable" and refused.value.fastest_ms > 0.01
+    best = tiny_engine.submit(QUESTION, 0.000_01, best_effort=True).result(WAIT)
+    assert best.config["model"] == "llama-fp32"
+
+
+@pytest.mark.parametrize(
+    ("question", "latency", "message"),
+    [
+        ("", 1.0, "question is empty"),
+        (QUESTION, 0, "not positive"),
+        (QUESTION, -2.0, "not positive"),
+        (QUESTION, float("nan"), "not a number"),
+        (QUESTION, "2s", "not a number"),
+        (QUESTION, 5000.0, "meant in milliseconds"),
+    ],
+)
+def test_bad_requests_fail_at_submit(tiny_engine, question, latency, message):
+    with pytest.raises(EdgeTTSError, match=message):
+        tiny_engine.submit(question, latency)
+
+
+def test_cancel_stops_a_running_request_within_a_step_and_the_next_one_runs(tiny_engine):
+    tiny_engine.warm()
+    first_token = threading.Event()
+    tokens: list[int] = []
+
+    def on_token(sample: int, token: int) -> None:
+        tokens.append(token)
+        first_token.set()
+
+    # As given (no plan): a long budget that would take far longer than the test waits.
+    running = tiny_engine.submit_generate(QUESTION, "llama-fp32", budget=-1, samples=2, on_token=on_token)
+    assert first_token.wait(WAIT)
+    said = len(tokens)
+    assert running.cancel() is False  # already running: stopped by its event, not by the Future
+    with pytest.raises(CancelledError) as stopped:
+        running.result(WAIT)
+    assert isinstance(stopped.value, RequestCancelledError)
+    assert len(tokens) <= said + 2, "the cancelled request said at most one more step's tokens (2 rows)"
+    answer = tiny_engine.solve(QUESTION, latency=30.0)
+    assert answer.samples, "the worker is free for the next request"
+
+
+def test_submitted_requests_report_their_wait_in_the_queue(tiny_engine):
+    tiny_engine.warm()
+    futures = [tiny_engine.submit(QUESTION, 30.0, seed=i) for i in range(3)]
+    answers = [f.result(WAIT) for f in futures]
+    assert all(a.queued_ms is not None for a in answers)
+    assert answers[2].queued_ms >= answers[0].queued_ms, "the third waited for the first two"
+    for answer in answers:
+        assert answer.latency_ms <= 30_000
