@@ -9,7 +9,7 @@ import json
 import click
 from rich.console import Console
 
-from .cli_profile import ensure_profile, progress_bar, split_names, stdout_console
+from .cli_profile import progress_bar, setup_engine, split_names, stdout_console
 from .durations import parse_duration
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
 from .planner.scheduler import format_duration
@@ -178,20 +178,12 @@ def run_command(
     target counts from then. No answer, or a late one (without --best-effort), exits 1."""
     import time
 
-    from .engine import Engine
-    from .ladder import ensure_converted
-    from .profiling.device import detect
-
     began = time.perf_counter()
     target = parse_duration(latency)
     cap = parse_energy(energy)
     if not question.strip():
         raise EdgeTTSError("the question is empty; pass the text to answer")
-    ladder = split_names(names) or ensure_converted(
-        lambda text: console.print(text, highlight=False), eval_set
-    )
-    profile = ensure_profile(detect().id, ladder, threads)
-    engine = Engine(threads=threads, profile=profile, eval_name=eval_set)
+    engine = setup_engine(split_names(names), threads, eval_set)
     with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
         # Which model the plan would run, so that only that one is loaded and warmed; an
         # impossible target fails here, before anything is loaded.

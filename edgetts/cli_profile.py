@@ -88,6 +88,19 @@ def ensure_profile(device_id: str, models: list[str], threads: int | None) -> De
     return profile
 
 
+def setup_engine(names: list[str] | None, threads: int | None, eval_name: str = "gsm8k"):
+    """The Engine `run`, `serve` and `ros2` answer with: ``names`` or the built-in ladder
+    (converted on first use), planned with this device's profile (measured --quick where
+    missing). First-use work happens here, before any request's clock starts."""
+    from .engine import Engine
+    from .ladder import ensure_converted
+    from .profiling.device import detect
+
+    models = names or ensure_converted(lambda text: console.print(text, highlight=False), eval_name)
+    profile = ensure_profile(detect().id, models, threads)
+    return Engine(threads=threads, profile=profile, eval_name=eval_name)
+
+
 def summary_table(profile: DeviceProfile) -> Table:
     table = Table(title=f"{profile.device_id} ({profile.conditions.get('source', '?')}) {profile.path or ''}")
     for column in (

@@ -27,7 +27,7 @@ from . import store
 from .errors import EdgeTTSError
 from .planner.candidates import build as build_candidates
 from .planner.candidates import predicted_run_s
-from .planner.scheduler import plan
+from .planner.scheduler import Config, plan
 from .profiling.device_profile import DeviceProfile, load_for
 from .runtime.generator import Generation, generate
 from .runtime.onnx_model import OnnxCausalLM
@@ -38,6 +38,7 @@ MIN_DEADLINE_S = 0.001  # what the guard gets when planning alone used up the ta
 MAX_LATENCY_S = 3600.0  # a longer "deadline" is a unit mistake (ms written as s), not a plan
 WARM_QUESTION = "What is 2 plus 3?"  # what warm() plans and runs with: short, any model answers it
 TokenCallback = Callable[[int, int], None]  # (sample index, token id), on the worker thread
+StartCallback = Callable[[Config], None]  # the configuration a request runs, once it is planned
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Answer:
     votes: dict[str, int]
     stopped_early: bool
     samples: list[str] = field(default_factory=list)
+    sample_forced_by: list[str] = field(default_factory=list)  # per sample: none | budget | deadline
     planned: dict[str, object] | None = None  # solve(): predicted_ms, predicted_accuracy, energy
     queued_ms: float | None = None  # a request's wait in the decode queue, from its arrival
     deadline_ms: float | None = None  # a planned request's latency target (latency_ms counts from arrival)
@@ -178,14 +180,19 @@ class Engine:
         seed: int = 0,
         on_token: TokenCallback | None = None,
         models: Sequence[str] | None = None,
+        on_start: StartCallback | None = None,
+        arrival: float | None = None,
     ) -> Future:
         """Queue ``question`` with a deadline ``latency`` seconds from now; a Future of its
         :class:`Answer`. Admission happens here, at once: if nothing fits in the time left after
         the work queued ahead, this raises :class:`DeadlineUnreachableError` (with
         ``best_effort``, the fastest configuration runs instead). ``future.cancel()`` stops the
         request within one decode step. ``on_token(sample, token)`` is called on the worker
-        thread for every decoded token (streaming, progress feedback)."""
-        arrival = time.perf_counter()
+        thread for every decoded token (streaming, progress feedback), after ``on_start(config)``
+        says which configuration the request runs (a streaming server needs its tokenizer).
+        ``arrival``: the ``time.perf_counter()`` at which the request arrived, where an adapter
+        took it before reading the request (default: now)."""
+        arrival = time.perf_counter() if arrival is None else arrival
         _check_question(question)
         _check_latency(latency)
 
@@ -194,7 +201,7 @@ class Engine:
             return chosen.chosen.latency_s, chosen.fastest_s
 
         def run(job: Job) -> Answer:
-            return self._run_planned(job, question, energy, best_effort, seed, on_token, models)
+            return self._run_planned(job, question, energy, best_effort, seed, on_token, models, on_start)
 
         return self._decode_worker().submit(arrival, arrival + latency, admit, run)
 
@@ -211,11 +218,12 @@ class Engine:
         anchor: bool = True,
         stop: Sequence[str] = (),
         on_token: TokenCallback | None = None,
+        arrival: float | None = None,
     ) -> Future:
         """Queue one :meth:`generate` call as given (no plan, no deadline): it runs on the decode
         worker after every request that has a deadline and is waiting, and its predicted time
         (from the profile, where the model is profiled) counts as work ahead of later requests."""
-        arrival = time.perf_counter()
+        arrival = time.perf_counter() if arrival is None else arrival
         _check_question(prompt)
         self.load(model)  # an unknown model fails here, at once, not in the queue
 
@@ -263,6 +271,7 @@ class Engine:
         seed: int,
         on_token: TokenCallback | None,
         models: Sequence[str] | None,
+        on_start: StartCallback | None,
     ) -> Answer:
         """On the worker: plan again for the time actually left, then run under the guard."""
         assert job.deadline is not None
@@ -270,6 +279,8 @@ class Engine:
         chosen = self.plan(question, left, energy, best_effort, models)[0].chosen
         config = chosen.config
         self.load(config.model)  # a model warm() did not load is charged to this request
+        if on_start is not None:
+            on_start(config)
         meter = self._meter()
         meter.begin()
         # The guard gets what is left of the request's time after planning (and any load).
@@ -366,6 +377,7 @@ class Engine:
             votes=result.votes,
             stopped_early=result.stopped_early,
             samples=[s.text for s in result.samples],
+            sample_forced_by=[s.forced_by for s in result.samples],
         )
 
 
