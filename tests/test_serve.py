@@ -6,7 +6,6 @@ disconnects cancels its work."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,30 +16,10 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
 from edgetts.serving.http import create_app  # noqa: E402
+from edgetts.serving.local import LocalServer as Server  # noqa: E402
 
 QUESTION = "count from 3:"  # the tiny model was trained to continue this with numbers
 WAIT = 60.0
-
-
-class Server:
-    """uvicorn on a socket bound to 127.0.0.1:0, in a thread; stopped by ``stop``."""
-
-    def __init__(self, app):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + WAIT
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(WAIT)
-        self.sock.close()
 
 
 def wait_ready(client, timeout: float = WAIT):
