@@ -146,8 +146,11 @@ class DecodeWorker:
         for job in self._queue:
             if job.key < key or job.deadline is None or job.future.cancelled():
                 continue
-            left = job.deadline - now - self._work_ahead(job.key, now) - predicted_s
-            if left < job.fastest_s:
+            before = job.deadline - now - self._work_ahead(job.key, now)
+            left = before - predicted_s
+            # Only a promise that still holds is protected: a best-effort request already past
+            # meeting its deadline does not block the requests due before it.
+            if left < job.fastest_s <= before:
                 raise DeadlineUnreachableError(
                     "the queue ahead of this request's deadline is full: running it would make a "
                     f"request admitted earlier miss its deadline (it needs {1000 * job.fastest_s:.0f} ms "

@@ -93,6 +93,9 @@ def test_a_request_that_would_make_an_admitted_one_late_is_refused(worker):
         worker.submit(now, now + 5, fixed(3.0), record([], "pushy"))
     assert refused.value.code == "deadline_unreachable" and refused.value.fastest_ms == 3000
     worker.submit(now, now + 5, fixed(1.0), record([], "modest"))  # 10 - 2 - 1 >= 6: fits
+    # A best-effort request that cannot make its deadline anyway protects nothing.
+    worker.submit(now, now + 20, fixed(30.0), record([], "hopeless"))
+    worker.submit(now, now + 15, fixed(4.0), record([], "fine"))
     release.set()
     assert promised.result(WAIT) == "promised"
 
