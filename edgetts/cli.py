@@ -18,6 +18,8 @@ from .cli_bench import bench
 from .cli_devices import devices
 from .cli_plan import calibrate, plan_command, run_command
 from .cli_profile import profile
+from .cli_ros2 import ros2
+from .cli_serve import serve
 from .errors import EdgeTTSError
 
 console = Console(stderr=True)
@@ -251,7 +253,7 @@ def remove(name: str) -> None:
     console.print(f"removed {name}")
 
 
-for command in (profile, devices, calibrate, plan_command, run_command, bench):
+for command in (profile, devices, calibrate, plan_command, run_command, bench, serve, ros2):
     cli.add_command(command)
 
 

@@ -121,7 +121,7 @@ def plan(
         raise DeadlineUnreachableError(
             f"no configuration meets the {format_duration(latency_s)} latency target: fastest achievable is "
             f"{format_duration(fastest_s)} ({fastest.config.describe()}){note}; "
-            "raise --latency or pass --best-effort",
+            "raise the latency target or ask for best effort (--best-effort)",
             fastest_ms=1000 * fastest_s,
         )
     return Plan(fastest, frontier, fastest_s, latency_s, best_effort=True)

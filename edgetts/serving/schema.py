@@ -168,12 +168,14 @@ def _flag(data: dict, name: str, default: bool) -> bool:
 def _latency_ms(data: dict, name: str, required: bool) -> float | None:
     if data.get(name) is None:
         if required:
-            raise BadRequestError(
-                f"'{name}' is missing: the deadline in milliseconds from the request's arrival"
-            )
+            raise BadRequestError(f"'{name}' is missing: the deadline in ms from the request's arrival")
         return None
-    value = _number(data, name, None, low=0, high=MAX_LATENCY_MS, exclusive=True)
+    value = _number(data, name, None)
     assert value is not None
+    if value <= 0:
+        raise BadRequestError(f"'{name}' must be positive (got {value:g})")
+    if value > MAX_LATENCY_MS:
+        raise BadRequestError(f"'{name}' {value:g} is over an hour ({MAX_LATENCY_MS} ms): a unit mistake?")
     return value
 
 
