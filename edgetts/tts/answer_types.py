@@ -1,0 +1,213 @@
+"""What kind of answer a question wants — a number, yes/no, one of a set of options, a short text
+— and how that kind is asked for, read out of a sample's text and compared in the vote.
+
+A robot acts on yes/no, on one option of a set, or on a value; an answer it cannot read is
+worse than a late one. So the type decides the instruction in the prompt ("Answer yes or no."),
+the extraction (a normalised value: "yes", the option's letter, the number, the lower-cased
+phrase) and therefore the vote key, so that "Yes." and "yes, because …" are one vote.
+
+Inference (when the caller names no type), in order: options given by the caller, or listed in
+the question as "A) … B) …" / "(a) … (b) …", make a ``choice``; a question that opens with an
+auxiliary verb ("Is …", "Can …", "Does …", …) is ``yesno``; otherwise the caller's default
+(``number`` for a numeric eval set such as GSM8K, else ``text``).
+
+Hand-written rather than a library: the patterns are a robot's few answer shapes, and no
+maintained package extracts them from free text (grammar libraries constrain what is generated,
+they do not read what was).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import EdgeTTSError
+from .answers import extract_answer
+
+KINDS = ("number", "yesno", "choice", "text")
+LETTERS = "ABCDEFGHIJ"
+MAX_TEXT_WORDS = 12  # a "short text" answer: longer spans are working, not an answer
+
+_CUE = re.compile(r"(?:final answer is|the answer is|answer is|answer\s*:|####)", re.IGNORECASE)
+_YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+_AUXILIARY = re.compile(
+    r"^\s*(?:is|are|am|was|were|can|could|do|does|did|will|would|should|shall|has|have|had|may|might|must)\b",
+    re.IGNORECASE,
+)
+# "A) vacuum B) soft fingers", "(a) left (b) right", "A. red B. blue": a letter, then text up to
+# the next letter of the same shape.
+_INLINE = (
+    re.compile(r"(?:^|\s)\(([A-Ja-j])\)\s*(.+?)(?=\s+\([A-Ja-j]\)\s|\s*$)", re.DOTALL),
+    re.compile(r"(?:^|\s)([A-J])\)\s*(.+?)(?=\s+[A-J]\)\s|\s*$)", re.DOTALL),
+    re.compile(r"(?:^|\s)([A-J])\.\s+(.+?)(?=\s+[A-J]\.\s|\s*$)", re.DOTALL),
+)
+
+
+@dataclass(frozen=True)
+class AnswerType:
+    kind: str = "number"
+    choices: tuple[str, ...] = ()  # the options' texts, lettered A, B, … in order
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise EdgeTTSError(f"unknown answer type {self.kind!r}: use one of {', '.join(KINDS)}")
+        if self.kind == "choice":
+            _check_choices(self.choices)
+        elif self.choices:
+            raise EdgeTTSError(
+                f"options were given for a {self.kind} answer; options need --answer-type choice"
+            )
+
+    @property
+    def letters(self) -> str:
+        return LETTERS[: len(self.choices)]
+
+    def direct_instruction(self) -> str:
+        """What a direct (budget 0) prompt asks for; the numeric wording is the one the shipped
+        GSM8K tables were calibrated with."""
+        return {
+            "number": "Give only the final answer.",
+            "yesno": "Answer only yes or no.",
+            "choice": "Answer only with the letter of one option.",
+            "text": "Give only the answer, in a few words.",
+        }[self.kind]
+
+    def reasoning_instruction(self) -> str:
+        return {
+            "number": "Solve this step by step, then give the final answer.",
+            "yesno": "Think step by step, then answer yes or no.",
+            "choice": "Think step by step, then answer with the letter of one option.",
+            "text": "Think step by step, then give the answer in a few words.",
+        }[self.kind]
+
+    def question_text(self, question: str) -> str:
+        """The question as the model sees it: options the caller passed apart are listed."""
+        if self.kind != "choice" or _inline_options(question):
+            return question
+        listed = "\n".join(
+            f"{letter}) {text}" for letter, text in zip(self.letters, self.choices, strict=True)
+        )
+        return f"{question}\n{listed}"
+
+    def extract(self, text: str) -> str | None:
+        """The normalised answer in ``text`` (the vote key), or None when it holds none."""
+        if self.kind == "number":
+            return extract_answer(text)
+        cues = list(_CUE.finditer(text))
+        after = text[cues[-1].end() :] if cues else None
+        return {"yesno": _yes_no, "choice": self._choice, "text": _short_text}[self.kind](text, after)
+
+    def display(self, value: str | None) -> str | None:
+        """How an answer reads to a person: a choice's letter with its option's text."""
+        if value is None or self.kind != "choice":
+            return value
+        return f"{value}) {self.choices[self.letters.index(value)]}"
+
+    def _choice(self, text: str, after: str | None) -> str | None:
+        text, after = _plain(text), None if after is None else _plain(after)
+        letters = self.letters
+        letter = re.compile(rf"(?<![A-Za-z])\(?([{letters}{letters.lower()}])(?:\)|\.|:|,|\s|$)")
+        if after is not None:
+            span = after.strip()
+            found = letter.match(span) or _option_text(span, self.choices, first=True)
+            if found is not None:
+                return found if isinstance(found, str) else found.group(1).upper()
+        opening = letter.match(text.strip())
+        if opening is not None:
+            return opening.group(1).upper()
+        mentions = list(
+            re.finditer(rf"(?:option|choice|answer)\s*\(?([{letters}{letters.lower()}])\b", text, re.I)
+        )
+        mentions += list(re.finditer(rf"\(([{letters}])\)", text))
+        if mentions:
+            return max(mentions, key=lambda m: m.start()).group(1).upper()
+        return _option_text(text, self.choices, first=False)
+
+
+def infer(question: str, choices: tuple[str, ...] = (), default: str = "number") -> AnswerType:
+    """The answer type a question asks for (module docstring: the rule)."""
+    if choices:
+        return AnswerType("choice", tuple(choices))
+    inline = _inline_options(question)
+    if inline:
+        return AnswerType("choice", inline)
+    if _AUXILIARY.match(question):
+        return AnswerType("yesno")
+    return AnswerType(default)
+
+
+def resolve(
+    question: str, kind: str | None = None, choices: tuple[str, ...] = (), default: str = "number"
+) -> AnswerType:
+    """The caller's type (``kind``; None or "auto": inferred), with a choice's options taken from
+    ``choices`` or, failing that, from the question itself."""
+    if kind in (None, "auto"):
+        return infer(question, choices, default)
+    if kind == "choice" and not choices:
+        choices = _inline_options(question)
+        if not choices:
+            raise EdgeTTSError(
+                "a choice answer needs options: pass them (--choice TEXT, repeatable; choices=[...]) "
+                "or list them in the question as 'A) … B) …'"
+            )
+    return AnswerType(kind, tuple(choices))
+
+
+def _check_choices(choices: tuple[str, ...]) -> None:
+    if not 2 <= len(choices) <= len(LETTERS):
+        raise EdgeTTSError(f"a choice needs 2 to {len(LETTERS)} options (got {len(choices)})")
+    cleaned = [c.strip().lower() for c in choices]
+    if any(not c for c in cleaned):
+        raise EdgeTTSError("an option is empty; every option needs a text")
+    if len(set(cleaned)) != len(cleaned):
+        raise EdgeTTSError(f"options are duplicated: {list(choices)}")
+
+
+def _inline_options(question: str) -> tuple[str, ...]:
+    """Options listed in the question with consecutive letters from A, or ()."""
+    for pattern in _INLINE:
+        found = pattern.findall(question)
+        letters = "".join(letter.upper() for letter, _ in found)
+        if len(found) >= 2 and LETTERS.startswith(letters):
+            return tuple(text.strip().rstrip(".;,").strip() for _, text in found)
+    return ()
+
+
+def _plain(text: str) -> str:
+    """Without Markdown emphasis ("**B**"), which small chat models like to add."""
+    return re.sub(r"[*`]+", "", text)
+
+
+def _yes_no(text: str, after: str | None) -> str | None:
+    if after is not None:
+        found = _YES_NO.search(after)
+        if found:
+            return found.group(1).lower()
+    opening = re.match(r"\W*(yes|no)\b", text, re.IGNORECASE)
+    if opening:
+        return opening.group(1).lower()
+    mentions = _YES_NO.findall(text)
+    return mentions[-1].lower() if mentions else None
+
+
+def _option_text(text: str, choices: tuple[str, ...], first: bool):
+    """The letter of the option whose text ``text`` names (the first or last mention)."""
+    lowered = text.lower()
+    hits = []
+    for i, option in enumerate(choices):
+        at = lowered.find(option.lower()) if first else lowered.rfind(option.lower())
+        if at >= 0:
+            hits.append((at, -len(option), LETTERS[i]))
+    if not hits:
+        return None
+    return (min(hits) if first else max(hits, key=lambda h: (h[0], h[1])))[2]
+
+
+def _short_text(text: str, after: str | None) -> str | None:
+    span = after if after is not None else text
+    line = next((line for line in span.strip().lstrip(":-– ").splitlines() if line.strip()), "")
+    value = re.sub(r"\s+", " ", line).strip().strip("\"'`*").strip()
+    value = re.sub(r"[.!?;,:]+$", "", value).strip().lower()
+    if not value or len(value.split()) > MAX_TEXT_WORDS:
+        return None
+    return value
