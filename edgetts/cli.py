@@ -16,11 +16,12 @@ from rich.table import Table
 from . import __version__, store
 from .cli_bench import bench
 from .cli_devices import devices
-from .cli_plan import calibrate, plan_command, run_command
+from .cli_plan import ANSWER_TYPE, CHOICE, calibrate, plan_command, run_command
 from .cli_profile import profile
 from .cli_ros2 import ros2
 from .cli_serve import serve
 from .errors import EdgeTTSError
+from .tts.answer_types import resolve
 
 console = Console(stderr=True)
 
@@ -160,6 +161,8 @@ def convert(
     help="End a sample where its text contains TEXT (repeatable; on top of the model's own).",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
+@ANSWER_TYPE
+@CHOICE
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def generate(
     question: str,
@@ -173,6 +176,8 @@ def generate(
     anchor: bool,
     stop: tuple[str, ...],
     threads: int | None,
+    answer_type: str,
+    choices: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Answer QUESTION with MODEL, a reasoning budget and N voting samples."""
@@ -180,6 +185,7 @@ def generate(
     from .engine import Engine
     from .runtime.sampling import SamplingParams
 
+    kind = resolve(question, answer_type, choices)
     limit = parse_duration(deadline) if deadline else None
     sampling = None if temperature is None else SamplingParams(temperature=temperature)
     engine = Engine(threads=threads)
@@ -204,11 +210,13 @@ def generate(
             on_token=on_token,
             anchor=anchor,
             stop=stop,
+            answer_type=kind,
         )
     if as_json:
         click.echo(json.dumps(answer.to_json(), indent=2))
         return
-    click.echo(answer.text if answer.text is not None else "(no answer)")
+    shown = kind.display(answer.text)
+    click.echo(shown if shown is not None else "(no answer)")
     console.print(
         f"{answer.latency_ms:.0f} ms (prefill {answer.prefill_ms:.0f}, decode {answer.decode_ms:.0f}); "
         f"votes {answer.votes or '{}'}; forced by {answer.forced_by}",

@@ -13,8 +13,20 @@ from .cli_profile import progress_bar, setup_engine, split_names, stdout_console
 from .durations import parse_duration
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
 from .planner.scheduler import format_duration
+from .tts.answer_types import KINDS, resolve
 
 console = Console(stderr=True)
+
+ANSWER_TYPE = click.option(
+    "--answer-type",
+    type=click.Choice(["auto", *KINDS]),
+    default="auto",
+    show_default=True,
+    help="What answer to read; auto infers it (options: choice; 'Is/Can/Does …?': yesno; else number).",
+)
+CHOICE = click.option(
+    "--choice", "choices", multiple=True, metavar="TEXT", help="An option of a choice answer (repeatable)."
+)
 
 
 def parse_energy(text: str | None) -> float | None:
@@ -166,10 +178,12 @@ def plan_command(
 @click.option("--models", "names", help="Plan over these store entries (default: the built-in ladder).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
+@ANSWER_TYPE
+@CHOICE
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and what it cost as JSON.")
 def run_command(
     question: str, latency: str, energy: str | None, best_effort: bool, eval_set: str, names: str | None,
-    seed: int, threads: int | None, as_json: bool,
+    seed: int, threads: int | None, answer_type: str, choices: tuple[str, ...], as_json: bool,
 ) -> None:  # fmt: skip
     """Answer QUESTION as well as this device can within the latency target.
 
@@ -183,6 +197,7 @@ def run_command(
     cap = parse_energy(energy)
     if not question.strip():
         raise EdgeTTSError("the question is empty; pass the text to answer")
+    resolve(question, answer_type, choices)  # a bad type or bad options fail before any set-up
     engine = setup_engine(split_names(names), threads, eval_set)
     with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
         # Which model the plan would run, so that only that one is loaded and warmed; an
@@ -190,12 +205,16 @@ def run_command(
         expected = engine.plan(question, target, cap, best_effort)[0].chosen.config.model
         engine.warm(models=[expected])
     startup_s = time.perf_counter() - began
-    answer = engine.solve(question, target, energy=cap, best_effort=best_effort, seed=seed)
+    answer = engine.solve(
+        question, target, energy=cap, best_effort=best_effort, seed=seed, answer_type=answer_type,
+        choices=choices,
+    )  # fmt: skip
     engine.close()
     if as_json:
         click.echo(json.dumps({**answer.to_json(), "startup_ms": round(1000 * startup_s, 1)}, indent=2))
     else:
-        click.echo(answer.text if answer.text is not None else "(no answer)")
+        shown = answer.answer_type.display(answer.text)
+        click.echo(shown if shown is not None else "(no answer)")
         planned = answer.planned or {}
         energy_text = (
             ""

@@ -31,7 +31,9 @@ from .planner.scheduler import Config, plan
 from .profiling.device_profile import DeviceProfile, load_for
 from .runtime.generator import Generation, generate
 from .runtime.onnx_model import OnnxCausalLM
+from .runtime.prompting import NUMBER
 from .runtime.sampling import SamplingParams
+from .tts.answer_types import AnswerType, resolve
 from .worker import DecodeWorker, Job
 
 MIN_DEADLINE_S = 0.001  # what the guard gets when planning alone used up the target
@@ -59,6 +61,7 @@ class Answer:
     planned: dict[str, object] | None = None  # solve(): predicted_ms, predicted_accuracy, energy
     queued_ms: float | None = None  # a request's wait in the decode queue, from its arrival
     deadline_ms: float | None = None  # a planned request's latency target (latency_ms counts from arrival)
+    answer_type: AnswerType = NUMBER
 
     @property
     def on_time(self) -> bool | None:
@@ -69,8 +72,12 @@ class Answer:
         queued = {} if self.queued_ms is None else {"queued_ms": round(self.queued_ms, 1)}
         if self.deadline_ms is not None:
             queued |= {"deadline_ms": round(self.deadline_ms, 1), "on_time": self.on_time}
+        kind = self.answer_type
+        shown = {"answer_text": kind.display(self.text)} if kind.kind == "choice" else {}
         return {
             "answer": self.text,
+            **shown,
+            "answer_type": self.answer_type.kind,
             "config": self.config,
             "latency_ms": round(self.latency_ms, 1),
             "prefill_ms": round(self.prefill_ms, 1),
@@ -160,6 +167,8 @@ class Engine:
         seed: int = 0,
         on_token: TokenCallback | None = None,
         models: Sequence[str] | None = None,
+        answer_type: str | None = None,
+        choices: Sequence[str] = (),
     ) -> Answer:
         """Answer ``question`` as accurately as the device can within ``latency`` seconds of this
         call: plan (model, budget, N) from the profile and calibration, run it under the
@@ -167,7 +176,7 @@ class Engine:
         deadline queue as :meth:`submit` (and waits for its turn there)."""
         return self.submit(
             question, latency, energy=energy, best_effort=best_effort, seed=seed, on_token=on_token,
-            models=models,
+            models=models, answer_type=answer_type, choices=choices,
         ).result()  # fmt: skip
 
     def submit(
@@ -182,6 +191,8 @@ class Engine:
         models: Sequence[str] | None = None,
         on_start: StartCallback | None = None,
         arrival: float | None = None,
+        answer_type: str | None = None,
+        choices: Sequence[str] = (),
     ) -> Future:
         """Queue ``question`` with a deadline ``latency`` seconds from now; a Future of its
         :class:`Answer`. Admission happens here, at once: if nothing fits in the time left after
@@ -191,17 +202,22 @@ class Engine:
         thread for every decoded token (streaming, progress feedback), after ``on_start(config)``
         says which configuration the request runs (a streaming server needs its tokenizer).
         ``arrival``: the ``time.perf_counter()`` at which the request arrived, where an adapter
-        took it before reading the request (default: now)."""
+        took it before reading the request (default: now). ``answer_type`` (number, yesno,
+        choice, text; None or "auto": inferred from the question, see tts/answer_types.py) and
+        ``choices`` (a choice's options, else listed in the question) say what answer to read."""
         arrival = time.perf_counter() if arrival is None else arrival
         _check_question(question)
         _check_latency(latency)
+        kind = resolve(question, answer_type, tuple(choices))
 
         def admit(left: float | None) -> tuple[float, float]:
             chosen = self.plan(question, left or latency, energy, best_effort, models)[0]
             return chosen.chosen.latency_s, chosen.fastest_s
 
         def run(job: Job) -> Answer:
-            return self._run_planned(job, question, energy, best_effort, seed, on_token, models, on_start)
+            return self._run_planned(
+                job, question, energy, best_effort, seed, on_token, models, on_start, kind
+            )
 
         return self._decode_worker().submit(arrival, arrival + latency, admit, run)
 
@@ -219,6 +235,7 @@ class Engine:
         stop: Sequence[str] = (),
         on_token: TokenCallback | None = None,
         arrival: float | None = None,
+        answer_type: AnswerType = NUMBER,
     ) -> Future:
         """Queue one :meth:`generate` call as given (no plan, no deadline): it runs on the decode
         worker after every request that has a deadline and is waiting, and its predicted time
@@ -238,6 +255,7 @@ class Engine:
             answer = self.generate(
                 prompt, model=model, budget=budget, samples=samples, seed=seed, answer_tokens=answer_tokens,
                 sampling=sampling, on_token=on_token, anchor=anchor, stop=stop, cancel=job.cancel,
+                answer_type=answer_type,
             )  # fmt: skip
             answer.queued_ms = job.queued_ms
             return answer
@@ -272,6 +290,7 @@ class Engine:
         on_token: TokenCallback | None,
         models: Sequence[str] | None,
         on_start: StartCallback | None,
+        kind: AnswerType,
     ) -> Answer:
         """On the worker: plan again for the time actually left, then run under the guard."""
         assert job.deadline is not None
@@ -293,6 +312,7 @@ class Engine:
             seed=seed,
             on_token=on_token,
             cancel=job.cancel,
+            answer_type=kind,
         )
         reading = meter.end()
         answer.latency_ms = 1000 * (time.perf_counter() - job.arrival)  # from arrival, as the deadline
@@ -348,6 +368,7 @@ class Engine:
         anchor: bool = True,
         stop: Sequence[str] = (),
         cancel: threading.Event | None = None,
+        answer_type: AnswerType = NUMBER,
     ) -> Answer:
         """One generation with the configuration given (no plan, no queue): see
         runtime.generator.generate."""
@@ -355,7 +376,7 @@ class Engine:
         result: Generation = generate(
             lm, tokenizer, prompt, budget=budget, samples=samples, answer_tokens=answer_tokens,
             deadline=deadline, seed=seed, sampling=sampling, on_token=on_token, anchor=anchor,
-            stop=stop, cancel=cancel,
+            stop=stop, cancel=cancel, answer_type=answer_type,
         )  # fmt: skip
         return Answer(
             text=result.answer,
@@ -378,6 +399,7 @@ class Engine:
             stopped_early=result.stopped_early,
             samples=[s.text for s in result.samples],
             sample_forced_by=[s.forced_by for s in result.samples],
+            answer_type=answer_type,
         )
 
 

@@ -111,6 +111,9 @@ def test_tensorrt_without_a_gpu_is_one_line(edgetts_home):
         ),
         (("calibrate", "x", "--eval", "{file}", "--budgets", "0,lots"), "{}", "not a comma-separated list"),
         (("run", "  ", "--latency", "1s"), None, "the question is empty"),
+        (("run", "Which way?", "--latency", "1s", "--answer-type", "choice"), None, "needs options"),
+        (("run", "Which?", "--latency", "1s", "--choice", "left", "--choice", "Left"), None, "duplicated"),
+        (("run", "Is it?", "--latency", "1s", "--answer-type", "colour"), None, "'colour' is not one of"),
     ],
 )
 def test_profile_plan_calibrate_run_errors_are_one_line(tmp_path, args, content, expected):

@@ -134,7 +134,7 @@ def test_impossible_target_names_the_fastest_configuration():
     message = str(caught.value)
     assert "300 ms latency target" in message
     assert "fastest achievable is 730 ms (smollm2-135m-int4, budget 0, 1 sample)" in message
-    assert "--latency" in message and "--best-effort" in message
+    assert "raise the latency target" in message and "--best-effort" in message
     assert "\n" not in message
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from edgetts.manifest import PromptFormat
-from edgetts.runtime.prompting import DIRECT, STEP_BY_STEP, build_prompt, force_text
+from edgetts.runtime.prompting import build_prompt, force_text
+
+# The numeric wording the shipped GSM8K tables were calibrated with: changing it voids them.
+STEP_BY_STEP = "\nSolve this step by step, then give the final answer."
+DIRECT = "\nGive only the final answer."
 
 INSTRUCT = PromptFormat(
     prefix="<|im_start|>user\n", suffix="<|im_end|>\n<|im_start|>assistant\n", style="instruct",
@@ -38,3 +42,17 @@ def test_think_opens_thinking_and_is_closed_at_the_budget():
 def test_think_template_that_already_opens_the_tag_is_not_doubled():
     opened = PromptFormat(**{**THINK.__dict__, "suffix": THINK.suffix + "<think>\n"})
     assert build_prompt(opened, "Q?", 64).count("<think>") == 1
+
+
+def test_the_answer_type_words_the_request_and_lists_options():
+    from edgetts.manifest import PromptFormat
+    from edgetts.tts.answer_types import AnswerType
+
+    fmt = PromptFormat("<u>", "</u>", "instruct", "Therefore, the final answer is", [])
+    yesno = build_prompt(fmt, "Is it dark?", 0, AnswerType("yesno"))
+    assert yesno == "<u>Is it dark?\nAnswer only yes or no.</u>Therefore, the final answer is"
+    choice = build_prompt(fmt, "Which gripper?", 64, AnswerType("choice", ("vacuum", "soft fingers")))
+    assert choice == (
+        "<u>Which gripper?\nA) vacuum\nB) soft fingers\n"
+        "Think step by step, then answer with the letter of one option.</u>"
+    )

@@ -285,6 +285,12 @@ BAD = [
      "bad_request"),
     ("post", "/v1/chat/completions",
      {"json": {"model": "llama-fp32", "messages": HI, "n": 0}}, 400, "bad_request"),
+    ("post", "/v1/solve", {"json": {"question": QUESTION, "latency_ms": 500, "answer_type": "colour"}}, 400,
+     "bad_request"),
+    ("post", "/v1/solve", {"json": {"question": "Which?", "latency_ms": 500, "answer_type": "choice"}}, 400,
+     "bad_request"),
+    ("post", "/v1/solve", {"json": {"question": "Which?", "latency_ms": 500, "choices": ["a", "a"]}}, 400,
+     "bad_request"),
     ("get", "/v1/solve", {}, 405, "method_not_allowed"),
     ("get", "/v2/nothing", {}, 404, "not_found"),
 ]  # fmt: skip

@@ -80,3 +80,15 @@ def test_submitted_requests_report_their_wait_in_the_queue(tiny_engine):
     assert answers[2].queued_ms >= answers[0].queued_ms, "the third waited for the first two"
     for answer in answers:
         assert answer.latency_ms <= 30_000
+
+
+def test_the_answer_type_is_inferred_or_given_and_reported(tiny_engine):
+    tiny_engine.warm()
+    yesno = tiny_engine.solve("Is 12 plus 7 more than 15?", latency=30.0).to_json()
+    assert yesno["answer_type"] == "yesno" and yesno["answer"] in (None, "yes", "no")
+    choice = tiny_engine.solve("What is 12 plus 7?", latency=30.0, choices=["19", "20"]).to_json()
+    assert choice["answer_type"] == "choice" and choice["answer"] in (None, "A", "B")
+    assert choice["answer_text"] in (None, "A) 19", "B) 20")
+    assert tiny_engine.solve(QUESTION, latency=30.0).to_json()["answer_type"] == "number"
+    with pytest.raises(EdgeTTSError, match="a choice answer needs options"):
+        tiny_engine.submit("Which way?", 30.0, answer_type="choice")

@@ -38,6 +38,7 @@ DECODE_FORMS: dict[str, tuple[str, ...]] = {
     "batch-quadratic": ("1", "N", "N^2", "N*c"),
 }
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
+FORM_TIE = 1e-9  # leave-one-out MAPEs closer than this are a tie
 
 
 def prefill_features(names: tuple[str, ...], length: np.ndarray) -> np.ndarray:
@@ -167,7 +168,10 @@ def choose_fit(forms: dict[str, tuple[str, ...]], columns, measured: np.ndarray)
         scored[form] = (float(np.mean(np.abs(predicted / measured - 1))), names, features, predicted)
     if not scored:
         raise EdgeTTSError(f"{len(measured)} points are too few to choose a latency form; measure more")
-    best = min(scored, key=lambda f: (scored[f][0], len(scored[f][1])))
+    # Errors this close are the same fit computed two ways (float noise on exact data decided the
+    # form differently across numpy builds): the simpler form wins the tie.
+    lowest = min(value[0] for value in scored.values())
+    best = min(scored, key=lambda f: (scored[f][0] > lowest + FORM_TIE, len(scored[f][1]), scored[f][0]))
     _, names, features, predicted = scored[best]
     return Fit(
         form=best,

@@ -21,11 +21,11 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from ..errors import EdgeTTSError, RequestCancelledError
-from ..tts.answers import extract_answer
+from ..tts.answer_types import AnswerType
 from ..tts.vote import decided, majority
 from .kv_cache import KVCache
 from .onnx_model import OnnxCausalLM
-from .prompting import build_prompt, force_text
+from .prompting import NUMBER, build_prompt, force_text
 from .sampling import GREEDY, SamplingParams, sample_rows
 from .stops import StopStrings
 
@@ -91,6 +91,7 @@ def generate(
     anchor: bool = True,
     stop: Sequence[str] = (),
     cancel: threading.Event | None = None,
+    answer_type: AnswerType = NUMBER,
 ) -> Generation:
     """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens
     (0 = answer directly, -1 = until the context is full).
@@ -109,7 +110,8 @@ def generate(
     ``stop`` field of OpenAI-style servers). ``on_token(sample_index, token)`` sees every token a
     sample says (thinking and answer), as it is decoded. ``cancel``: once set, the call raises
     :class:`RequestCancelledError` before its next model step (a client that went away frees the
-    CPU within one step).
+    CPU within one step). ``answer_type`` words the prompt and reads each sample's answer (the
+    vote key): a number, yes/no, an option's letter, a short text.
     """
     start = time.perf_counter()
     _check_request(question, budget, samples, answer_tokens, deadline)
@@ -117,7 +119,7 @@ def generate(
     params = sampling or (GREEDY if samples == 1 else SamplingParams())
     indices = sample_indices if sample_indices is not None else list(range(samples))
     anchored = anchor and samples > 1 and not params.greedy
-    prompt_ids = tokenizer.encode(build_prompt(fmt, question, budget)).ids
+    prompt_ids = tokenizer.encode(build_prompt(fmt, question, budget, answer_type)).ids
     force_ids = tokenizer.encode(force_text(fmt), add_special_tokens=False).ids
     limit = lm.manifest.architecture.context_length
     if budget == UNLIMITED:  # think until the context is full (vLLM / llama.cpp's -1)
@@ -206,7 +208,7 @@ def generate(
             keep.append(row)
         finished = [s for s in batch.samples if s.done]
         for sample in finished:
-            _finish(sample, tokenizer, stops)
+            _finish(sample, tokenizer, stops, answer_type)
         if not keep:
             break
         if finished and decided([s.value for s in all_samples if s.done], len(keep)):
@@ -222,7 +224,7 @@ def generate(
 
     for sample in all_samples:
         if not sample.done:  # cut by the deadline mid-answer, or cancelled by the early stop
-            _finish(sample, tokenizer, stops)
+            _finish(sample, tokenizer, stops, answer_type)
             if stopped_early:
                 sample.value = None  # a cancelled sample's half-written text does not vote
     answer, votes = majority([s.value for s in all_samples])
@@ -249,14 +251,14 @@ def _feed(lm: OnnxCausalLM, batch: _Batch, tokens) -> np.ndarray:
     return lm.run(batch.cache, ids)[:, -1]
 
 
-def _finish(sample: Sample, tokenizer: Tokenizer, stops: StopStrings) -> None:
+def _finish(sample: Sample, tokenizer: Tokenizer, stops: StopStrings, answer_type: AnswerType) -> None:
     think = stops.trim(tokenizer.decode(sample.think))
     answer = stops.trim(tokenizer.decode(sample.answer))
     sample.done = True
     sample.text = think + ("\n" + answer if sample.answer else "")
     # A forced answer is read from the answer part; a sample that ended on its own states its
     # answer in its reasoning.
-    sample.value = extract_answer(answer) if sample.answer else extract_answer(think)
+    sample.value = answer_type.extract(answer if sample.answer else think)
 
 
 def _check_request(

@@ -60,6 +60,8 @@ class Question:
     latency_s: float
     best_effort: bool = False
     seed: int = 0
+    answer_type: str | None = None
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,10 @@ def checked_question(request_id: object, fields: dict[str, Any]) -> Question:
         request = parse_solve(fields)
     except SchemaError as err:
         raise BadRequestError(str(err), request_id) from None
-    return Question(request_id, request.question, request.latency_s, request.best_effort, request.seed)
+    return Question(
+        request_id, request.question, request.latency_s, request.best_effort, request.seed,
+        request.answer_type, request.choices,
+    )  # fmt: skip
 
 
 def _is_id(value: object) -> bool:
@@ -233,7 +238,8 @@ class EdgeTTSNode:
     def _submit(self, question: Question, on_token=None) -> Future:
         return self.engine.submit(
             question.question, question.latency_s, best_effort=question.best_effort, seed=question.seed,
-            on_token=on_token, models=self.settings.models,
+            on_token=on_token, models=self.settings.models, answer_type=question.answer_type,
+            choices=question.choices,
         )  # fmt: skip
 
     def _log_refusal(self, request_id: object, err: Exception) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EdgeTTSError
+from ..tts.answer_types import KINDS
 
 MAX_LATENCY_MS = 3_600_000  # an hour: longer is a unit mistake, not a robot's deadline
 MAX_SAMPLES = 64
@@ -36,6 +37,8 @@ class SolveRequest:
     energy_j: float | None = None
     best_effort: bool = False
     seed: int = 0
+    answer_type: str | None = None  # None: inferred from the question (tts/answer_types.py)
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ def parse_solve(body: Any) -> SolveRequest:
         energy_j=_number(data, "energy_j", None, low=0, exclusive=True),
         best_effort=_flag(data, "best_effort", False),
         seed=_integer(data, "seed", 0, low=0),
+        answer_type=_answer_type(data),
+        choices=_strings(data, "choices"),
     )
 
 
@@ -177,6 +182,24 @@ def _latency_ms(data: dict, name: str, required: bool) -> float | None:
     if value > MAX_LATENCY_MS:
         raise BadRequestError(f"'{name}' {value:g} is over an hour ({MAX_LATENCY_MS} ms): a unit mistake?")
     return value
+
+
+def _answer_type(data: dict) -> str | None:
+    value = data.get("answer_type")
+    if value is None:
+        return None
+    if value not in ("auto", *KINDS):
+        raise BadRequestError(f"'answer_type' must be one of auto, {', '.join(KINDS)} (got {value!r})")
+    return value
+
+
+def _strings(data: dict, name: str) -> tuple[str, ...]:
+    value = data.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequestError(f"'{name}' must be a list of strings")
+    return tuple(value)
 
 
 def _stop(value: Any) -> tuple[str, ...]:
