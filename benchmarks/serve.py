@@ -4,7 +4,8 @@ first-come-first-served server, in the same run, on the default ladder; and the 
     python benchmarks/serve.py [--clients 1,2,4] [--questions 25] [--from 600] [--seed 0]
                                [--cold 10] [--out bench-out/serve]
 
-Each of C clients (threads with one httpx connection each) sends its own --questions GSM8K test
+Each of C clients (threads here with one httpx connection each; the server runs in its own
+process, as on a robot) sends its own --questions GSM8K test
 questions one after another (questions --from onwards: 0–499 calibrated the tables, 500–599 are
 the planner bench's), each with a deadline drawn from {0.5, 1, 2, 5, 10} s (seeded), to
 ``POST /v1/solve`` of a real server on a loopback port:
@@ -32,6 +33,8 @@ import argparse
 import json
 import platform
 import random
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -47,7 +50,7 @@ from edgetts.cli_profile import setup_engine
 from edgetts.engine import MIN_DEADLINE_S, Answer, Engine
 from edgetts.profiling.device import detect
 from edgetts.serving.http import create_app
-from edgetts.serving.local import LocalServer
+from edgetts.tts.answer_types import resolve
 from edgetts.worker import Job
 
 DEADLINES_S = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -57,22 +60,23 @@ class FirstComeFirstServed(Engine):
     """The baseline: requests run in arrival order, each planned once at arrival for its whole
     latency as if it were alone, never refused; the guard still cuts at the deadline."""
 
-    def submit(
+    def submit(  # the keywords of Engine.submit the server passes; streaming ones are unused here
         self,
         question,
         latency,
         *,
         energy=None,
-        best_effort=False,
-        seed=0,
-        on_token=None,
         models=None,
-        on_start=None,
         arrival=None,
+        answer_type=None,
+        choices=(),
+        seed=0,
+        **_unused,
     ):
         arrival = time.perf_counter() if arrival is None else arrival
         deadline = arrival + latency
         chosen = self.plan(question, latency, energy, True, models)[0].chosen
+        kind = resolve(question, answer_type, tuple(choices))
 
         def run(job: Job) -> Answer:
             config = chosen.config
@@ -84,6 +88,7 @@ class FirstComeFirstServed(Engine):
                 seed=seed,
                 deadline=max(deadline - time.perf_counter(), MIN_DEADLINE_S),
                 cancel=job.cancel,
+                answer_type=kind,
             )
             answer.latency_ms = 1000 * (time.perf_counter() - arrival)
             answer.deadline_ms, answer.queued_ms = 1000 * latency, job.queued_ms
@@ -112,6 +117,7 @@ def client_run(url: str, client: int, problems, seed: int, records: list, lock: 
                 "deadline_s": deadline,
                 "status": response.status_code,
                 "code": (data.get("error") or {}).get("code"),
+                "message": (data.get("error") or {}).get("message"),
                 "rtt_s": rtt,
                 "latency_ms": data.get("latency_ms"),
                 "on_time": data.get("on_time"),
@@ -123,17 +129,51 @@ def client_run(url: str, client: int, problems, seed: int, records: list, lock: 
                 records.append(record)
 
 
-def run_server(engine: Engine, clients: int, problems, per_client: int, seed: int) -> list[dict]:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(kind: str) -> tuple[subprocess.Popen, str]:
+    """The server in its own process, as a robot runs it: the clients' threads here share no GIL
+    with its event loop and decode worker. ``edgetts`` is `edgetts serve` itself."""
+    port = free_port()
+    if kind == "edgetts":
+        command = [sys.executable, "-m", "edgetts", "serve", "--port", str(port), "--log-level", "warning"]
+    else:
+        command = [sys.executable, __file__, "--baseline-server", str(port)]
+    process = subprocess.Popen(command)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    with httpx.Client(base_url=url) as http:
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, f"{kind} server did not start"
+            try:
+                if http.get("/health").status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+
+
+def serve_baseline(port: int) -> None:
+    import uvicorn
+
+    base = setup_engine(None, None)
+    engine = FirstComeFirstServed(threads=base.threads, profile=base.device_profile(), eval_name="gsm8k")
+    uvicorn.run(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
+
+
+def run_server(kind: str, clients: int, problems, per_client: int, seed: int) -> list[dict]:
     records: list[dict] = []
     lock = threading.Lock()
-    with LocalServer(create_app(engine)) as server:
-        with httpx.Client(base_url=server.url) as http:
-            while http.get("/health").status_code != 200:
-                time.sleep(0.05)
+    process, url = start_server(kind)
+    try:
         threads = [
             threading.Thread(
                 target=client_run,
-                args=(server.url, c, problems[c * per_client : (c + 1) * per_client], seed, records, lock),
+                args=(url, c, problems[c * per_client : (c + 1) * per_client], seed, records, lock),
             )
             for c in range(clients)
         ]
@@ -141,6 +181,9 @@ def run_server(engine: Engine, clients: int, problems, per_client: int, seed: in
             thread.start()
         for thread in threads:
             thread.join()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
     return records
 
 
@@ -210,7 +253,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cold", type=int, default=10, help="cold `edgetts run --latency 2s` runs (0: none)")
     parser.add_argument("--out", default="bench-out/serve")
+    parser.add_argument("--baseline-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline_server:
+        serve_baseline(args.baseline_server)
+        return
     counts = [int(c) for c in args.clients.split(",")]
     problems = evals.load("gsm8k", args.start, max(counts) * args.questions)
     out = Path(args.out)
@@ -219,16 +266,14 @@ def main() -> None:
     results: dict[str, dict] = {}
     records: dict[str, list] = {}
     before = load_now()
-    for kind, engine_class in (("edgetts", Engine), ("fcfs", FirstComeFirstServed)):
-        base = setup_engine(None, None)
-        engine = engine_class(threads=base.threads, profile=base.device_profile(), eval_name="gsm8k")
+    setup_engine(None, None)  # first-use conversion and profile, before any server starts
+    for kind in ("edgetts", "fcfs"):
         for clients in counts:
             key = f"{kind} x{clients}"
             print(f"{key}: {clients * args.questions} requests", flush=True)
-            records[key] = run_server(engine, clients, problems, args.questions, args.seed)
+            records[key] = run_server(kind, clients, problems, args.questions, args.seed)
             results[key] = summarise(records[key])
             print(json.dumps(results[key]), flush=True)
-            engine = engine_class(threads=base.threads, profile=base.device_profile(), eval_name="gsm8k")
     cold = cold_cli(evals.load("gsm8k", args.start, args.cold), args.cold) if args.cold else []
     after = load_now()
     meta = {

@@ -12,7 +12,7 @@ if nothing fits it is refused at once (:class:`DeadlineUnreachableError`), never
 It is refused as well when taking it would leave a queued request that is due later less time
 than that request's fastest configuration needs: that request was promised first. When a request
 starts, it is planned again for the time actually left (the queue may have run faster or slower
-than predicted).
+than predicted), but for no more than the requests queued behind it can spare (``allowance_s``).
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ class Job:
     future: JobFuture = field(init=False)
     cancel: threading.Event = field(default_factory=threading.Event)
     started: float | None = None
+    # Set at start: how long it may run so that every request queued behind it keeps the time
+    # it was admitted with (None: nobody with a deadline waits behind it).
+    allowance_s: float | None = None
 
     def __post_init__(self) -> None:
         self.future = JobFuture(self.cancel)
@@ -158,6 +161,21 @@ class DecodeWorker:
                     fastest_ms=1000 * fastest_s,
                 )
 
+    def _allowance(self, now: float) -> float | None:
+        """The longest the request starting now may run while each queued request with a
+        deadline still has the time its admission planned for. Without this cap a request
+        re-planned at its start (the queue ran faster than predicted) would take all the time
+        to its own deadline and starve the requests admitted behind it."""
+        allowance, ahead = None, 0.0
+        for job in self._queue:
+            if job.future.cancelled():
+                continue
+            if job.deadline is not None:
+                room = job.deadline - now - ahead - job.predicted_s
+                allowance = room if allowance is None else min(allowance, room)
+            ahead += job.predicted_s
+        return allowance
+
     def _discard_if_cancelled(self, job: Job) -> None:
         """A request cancelled while queued leaves the queue at once (its time is free again)."""
         if job.future.cancelled():
@@ -176,13 +194,17 @@ class DecodeWorker:
                 if not job.future.set_running_or_notify_cancel():
                     continue
                 job.started = time.perf_counter()
+                job.allowance_s = self._allowance(job.started)
                 self._running = job
             try:
-                result = job.run(job)
+                result, failure = job.run(job), None
             except Exception as err:  # the caller's failure, delivered to the caller; the worker lives on
-                job.future.set_exception(err)
+                result, failure = None, err
+            # Free the worker before the caller learns the result: a caller that sends its next
+            # request at once must not find this one still counted as work ahead.
+            with self._cond:
+                self._running = None
+            if failure is not None:
+                job.future.set_exception(failure)
             else:
                 job.future.set_result(result)
-            finally:
-                with self._cond:
-                    self._running = None

@@ -162,3 +162,36 @@ def test_a_failing_job_fails_its_future_and_the_worker_lives_on(worker):
     with pytest.raises(ValueError, match="exploded"):
         failed.result(WAIT)
     assert worker.submit(now, None, fixed(0.0), record([], "after")).result(WAIT) == "after"
+
+
+def test_a_finished_request_is_not_work_ahead_of_the_next(worker):
+    seen: list = []
+    now = time.perf_counter()
+    first = worker.submit(now, now + 100, fixed(50.0), record([], "quick"))  # predicted 50 s, takes none
+    assert first.result(WAIT) == "quick"
+    worker.submit(time.perf_counter(), time.perf_counter() + 10, fixed(1.0, seen=seen), record([], "next"))
+    assert seen[0] > 9.9, "the finished request's predicted remainder still counted"
+
+
+def test_a_starting_request_may_use_only_what_the_queue_behind_it_can_spare(worker):
+    release, started = threading.Event(), threading.Event()
+    now = time.perf_counter()
+    worker.submit(now, now + 100, fixed(5.0), blocker(release, started))
+    assert started.wait(WAIT)
+    allowances = {}
+
+    def note(name):
+        def run(job):
+            allowances[name] = job.allowance_s
+            return name
+
+        return run
+
+    # "roomy" (due in 60 s) was admitted planning 3 s; "behind" (due in 62 s, 4 s) counts on it.
+    roomy = worker.submit(now, now + 60, fixed(3.0), note("roomy"))
+    behind = worker.submit(now, now + 62, fixed(4.0), note("behind"))
+    release.set()
+    assert roomy.result(WAIT) == "roomy" and behind.result(WAIT) == "behind"
+    assert allowances["behind"] is None, "nobody waits behind the last one"
+    # At its start "roomy" may take what leaves "behind" its 4 s: about 62 - 4 = 58 s from now.
+    assert 57 < allowances["roomy"] <= 58

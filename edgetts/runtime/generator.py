@@ -92,6 +92,7 @@ def generate(
     stop: Sequence[str] = (),
     cancel: threading.Event | None = None,
     answer_type: AnswerType = NUMBER,
+    constrain: bool | None = None,
 ) -> Generation:
     """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens
     (0 = answer directly, -1 = until the context is full).
@@ -111,7 +112,12 @@ def generate(
     sample says (thinking and answer), as it is decoded. ``cancel``: once set, the call raises
     :class:`RequestCancelledError` before its next model step (a client that went away frees the
     CPU within one step). ``answer_type`` words the prompt and reads each sample's answer (the
-    vote key): a number, yes/no, an option's letter, a short text.
+    vote key): a number, yes/no, an option's letter, a short text. ``constrain``: the answer
+    tokens after a cut and in a direct answer may only spell a valid answer of the type
+    (tts/constrain.py; needs the ``grammar`` extra, else the answer is read unconstrained).
+    None (the default) constrains every type but numbers: the shipped GSM8K tables were
+    calibrated reading numbers unconstrained, and a plan's predicted accuracy must be that of
+    what runs; True constrains numbers too.
     """
     start = time.perf_counter()
     _check_request(question, budget, samples, answer_tokens, deadline)
@@ -134,6 +140,9 @@ def generate(
     stops = StopStrings(tokenizer, [*fmt.stop_strings, *stop])
     generators = {i: None if anchored and i == 0 else np.random.default_rng([seed, i]) for i in indices}
 
+    if constrain is None:
+        constrain = answer_type.kind != "number"
+    constraint = _constraint(lm, answer_type, indices) if constrain else None
     all_samples = [Sample(i) for i in indices]
     rows = len(all_samples)
     # Owned by this call (concurrent calls never share buffers). A long (above all an unlimited)
@@ -192,6 +201,8 @@ def generate(
             forced_by = "deadline"
             break
 
+        if answering and constraint is not None:
+            constraint.mask(next_logits, [s.index for s in batch.samples])
         tokens = sample_rows(next_logits, params, [generators[s.index] for s in batch.samples])
         keep = []
         for row, (sample, token) in enumerate(zip(batch.samples, tokens.tolist(), strict=True)):
@@ -202,7 +213,8 @@ def generate(
             said.append(token)
             if on_token:
                 on_token(sample.index, token)
-            if (answering and len(sample.answer) >= answer_tokens) or stops.hit(said):
+            complete = answering and constraint is not None and constraint.consume(sample.index, token)
+            if complete or (answering and len(sample.answer) >= answer_tokens) or stops.hit(said):
                 sample.done = True
                 continue
             keep.append(row)
@@ -240,6 +252,18 @@ def generate(
         forced_by=forced_by,
         stopped_early=stopped_early,
     )
+
+
+def _constraint(lm: OnnxCausalLM, answer_type: AnswerType, indices: list[int]):
+    """The answer grammar for these samples, or None without the grammar extra."""
+    from ..tts import constrain
+
+    if not constrain.available():
+        return None
+    return constrain.AnswerConstraint(
+        lm.model_dir / "tokenizer.json", lm.manifest.architecture.vocab_size,
+        tuple(lm.manifest.prompt.stop_token_ids), answer_type, indices,
+    )  # fmt: skip
 
 
 def _feed(lm: OnnxCausalLM, batch: _Batch, tokens) -> np.ndarray:

@@ -38,6 +38,7 @@ class OnnxCausalLM:
         shared_kv: bool = True,
     ):
         self.manifest = manifest or Manifest.load(model_dir / MANIFEST_NAME)
+        self.model_dir = model_dir
         name = self.manifest.name
         require_precision(name, self.manifest.quant_type)
         options = ort.SessionOptions()

@@ -337,6 +337,10 @@ class Service:
         except EdgeTTSError as err:
             failed.response = JSONResponse(error_body(err.code, str(err)), STATUS.get(err.code, 400))
             self.metrics.failed(endpoint, err.code)
+        except Exception as err:  # a bug: the caller still gets JSON, the log gets the traceback
+            log.exception("%s failed", endpoint)
+            failed.response = JSONResponse(error_body("internal", f"{type(err).__name__}: {err}"), 500)
+            self.metrics.failed(endpoint, "internal")
 
     def answer_error(self, data: dict, code: str, message: str) -> Response:
         return JSONResponse({**data, **error_body(code, message)}, STATUS[code])
