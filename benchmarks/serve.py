@@ -303,7 +303,7 @@ def main() -> None:
         lines.append(
             f"| {kind} | {clients} | {r['requests']} | {on_time} | {100 * r['refused_share']:.0f} % | "
             f"{r['ratio_p50']} / {r['ratio_p95']} / {r['ratio_p99']} | {100 * r['accuracy']:.0f} % | "
-            f"{r['refuse_ms_p99']} / {r['refuse_ms_max']} | {r['no_answer']} |"
+            f"{r['refuse_ms_p99'] or '–'} / {r['refuse_ms_max'] or '–'} | {r['no_answer']} |"
         )
     if cold:
         startup = [c["startup_ms"] / 1000 for c in cold if c["startup_ms"] is not None]
