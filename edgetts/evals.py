@@ -1,7 +1,8 @@
 """Eval sets: JSONL files of ``{"question": …, "answer": …}``; GSM8K's ``#### N`` answers understood.
 
 GSM8K itself is not shipped (licence and size): ``--eval gsm8k`` reads ``$EDGETTS_GSM8K``, then
-``$EDGETTS_HOME/data/gsm8k/test.jsonl``, then a development checkout's ``../shared`` copy.
+``$EDGETTS_HOME/data/gsm8k/test.jsonl`` (the product looks nowhere else: a development
+checkout's copy is passed in with EDGETTS_GSM8K, as the tests do).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ def gsm8k_path() -> Path:
     candidates = [
         Path(os.environ["EDGETTS_GSM8K"]) if os.environ.get("EDGETTS_GSM8K") else None,
         paths.home() / "data" / "gsm8k" / "test.jsonl",
-        Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl",
     ]
     for candidate in candidates:
         if candidate is not None and candidate.is_file():
