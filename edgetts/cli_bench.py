@@ -74,7 +74,6 @@ def bench(
     from .bench.selection import check_unseen, survey
     from .bench.summary import bench_summary
     from .calibration import tables
-    from .calibration.calibrate import eval_name
     from .engine import Engine
     from .ladder import ensure_converted, shipped_models
     from .profiling.device import detect
@@ -82,7 +81,7 @@ def bench(
 
     targets_ms = parse_targets(latencies)
     problems = evals.load(eval_set, start, limit)
-    name = eval_name(eval_set)
+    name = evals.name_of(eval_set)
     models = split_names(names) or [rung[0] for rung in shipped_models(name)]
     if not models:
         raise EdgeTTSError(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import psutil
 from tokenizers import Tokenizer
 
-from . import store
+from . import evals, store
 from .errors import EdgeTTSError
 from .planner.candidates import build as build_candidates
 from .planner.candidates import predicted_run_s
@@ -97,9 +97,10 @@ class Engine:
         self, threads: int | None = None, profile: DeviceProfile | None = None, eval_name: str = "gsm8k"
     ):
         """``profile``: the device profile :meth:`solve` plans with (default: this device's);
-        ``eval_name``: whose calibration tables give the accuracies it maximises."""
+        ``eval_name``: whose calibration tables give the accuracies it maximises (a name, or
+        the JSONL file it was calibrated on)."""
         self.threads = threads
-        self.eval_name = eval_name
+        self.eval_name = evals.name_of(eval_name)
         self._profile = profile
         self._info = None
         self._models: dict[str, tuple[OnnxCausalLM, Tokenizer]] = {}

@@ -40,6 +40,13 @@ def gsm8k_path() -> Path:
     )
 
 
+def name_of(name_or_path: str) -> str:
+    """What an eval set's tables are filed under: "gsm8k", or a JSONL file's stem. Every command
+    takes ``--eval`` as a name or a file alike (calibrate and bench read the file; plan, run,
+    serve and ros2 only need the name)."""
+    return "gsm8k" if name_or_path.lower() == "gsm8k" else Path(name_or_path).stem
+
+
 def resolve(name_or_path: str) -> Path:
     if name_or_path.lower() == "gsm8k":
         return gsm8k_path()

@@ -26,7 +26,7 @@ def calibrated_tiny(converted_tiny, edgetts_home, tmp_path):
     return edgetts_home
 
 
-def test_run_profiles_first_then_answers_within_the_target(calibrated_tiny):
+def test_run_profiles_first_then_answers_within_the_target(calibrated_tiny, tmp_path):
     home = calibrated_tiny
     result = run_cli(
         "run", QUESTION, "--latency", "20s", "--models", "llama-fp32", "--eval", "sums", "--json", home=home
@@ -48,9 +48,11 @@ def test_run_profiles_first_then_answers_within_the_target(calibrated_tiny):
     assert answer["energy_source"] in ("rapl", "nvml", "ina3221", "estimated", "unavailable")
     assert {"answer", "votes", "tokens", "forced_by", "prefill_ms", "decode_ms"} <= set(answer)
 
+    # --eval takes the file it was calibrated on as well as its name, as calibrate and bench do.
     again = run_cli(
-        "run", QUESTION, "--latency", "20s", "--models", "llama-fp32", "--eval", "sums", home=home
-    )
+        "run", QUESTION, "--latency", "20s", "--models", "llama-fp32", "--eval", str(tmp_path / "sums.jsonl"),
+        home=home,
+    )  # fmt: skip
     assert again.returncode == result.returncode, again.stderr
     assert "profile --quick" not in again.stderr  # profiled once, reused
     assert "of 20 s; start-up " in again.stderr and " not counted" in again.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 
 import onnxruntime as ort
 from tokenizers import Tokenizer
@@ -17,10 +16,6 @@ from .runner import calibrate_question
 from .tables import Calibration, calibration_path, parse
 
 DEFAULT_BUDGETS = (0, 32, 64, 128, 256, 512)
-
-
-def eval_name(name_or_path: str) -> str:
-    return "gsm8k" if name_or_path.lower() == "gsm8k" else Path(name_or_path).stem
 
 
 def calibrate(
@@ -46,7 +41,7 @@ def calibrate(
         "temperature": params.temperature,
         "top_p": params.top_p,
     }
-    name = eval_name(eval_set)
+    name = evals.name_of(eval_set)
     path = calibration_path(model, name)
     calibration = Calibration(model, name, settings, path=path)
     if path.exists() and not restart:
