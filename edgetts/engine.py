@@ -68,10 +68,21 @@ class Answer:
         """Whether a request with a deadline answered within it (None: it had none)."""
         return None if self.deadline_ms is None else self.latency_ms <= self.deadline_ms
 
+    @property
+    def reason(self) -> str | None:
+        """Why this is not a usable answer: ``no_answer`` (no sample gave a readable one) or
+        ``deadline`` (it came late); None when it is. A request refused at admission raises
+        DeadlineUnreachableError instead (``deadline_unreachable``)."""
+        if self.text is None:
+            return "no_answer"
+        return "deadline" if self.on_time is False else None
+
     def to_json(self) -> dict[str, object]:
         queued = {} if self.queued_ms is None else {"queued_ms": round(self.queued_ms, 1)}
         if self.deadline_ms is not None:
             queued |= {"deadline_ms": round(self.deadline_ms, 1), "on_time": self.on_time}
+        if self.reason is not None:
+            queued["reason"] = self.reason
         kind = self.answer_type
         shown = {"answer_text": kind.display(self.text)} if kind.kind == "choice" else {}
         return {

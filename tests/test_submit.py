@@ -32,6 +32,8 @@ def test_an_unmeetable_deadline_is_refused_at_submit_with_the_fastest_time(tiny_
     assert refused.value.code == "deadline_unreachable" and refused.value.fastest_ms > 0.01
     best = tiny_engine.submit(QUESTION, 0.000_01, best_effort=True).result(WAIT)
     assert best.config["model"] == "llama-fp32"
+    assert best.on_time is False and best.reason in ("deadline", "no_answer")
+    assert best.to_json()["reason"] == best.reason
 
 
 @pytest.mark.parametrize(
