@@ -12,7 +12,9 @@ if nothing fits it is refused at once (:class:`DeadlineUnreachableError`), never
 It is refused as well when taking it would leave a queued request that is due later less time
 than that request's fastest configuration needs: that request was promised first. When a request
 starts, it is planned again for the time actually left (the queue may have run faster or slower
-than predicted), but for no more than the requests queued behind it can spare (``allowance_s``).
+than predicted), but for no more than the requests queued behind it can spare (``allowance_s``);
+the engine runs the fastest configuration under the deadline guard when nothing fits any more,
+so an admitted request is always answered.
 """
 
 from __future__ import annotations
