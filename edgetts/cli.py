@@ -16,7 +16,7 @@ from rich.table import Table
 from . import __version__, store
 from .cli_bench import bench
 from .cli_devices import devices
-from .cli_plan import ANSWER_TYPE, CHOICE, calibrate, plan_command, run_command
+from .cli_plan import ANSWER_TYPE, CHOICE, SCHEMA, calibrate, plan_command, read_schema, run_command
 from .cli_profile import profile
 from .cli_ros2 import ros2
 from .cli_serve import serve
@@ -142,7 +142,7 @@ def convert(
 @click.option("--deadline", help="Hard latency limit, e.g. 500ms or 2s.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--answer-tokens", type=int, default=16, show_default=True, help="Tokens allowed for the answer."
+    "--answer-tokens", type=int, help="Tokens allowed for the answer (default: 16, 96 for a JSON answer)."
 )
 @click.option(
     "--temperature", type=float, help="Sampling temperature (default: greedy for 1 sample, else 0.7)."
@@ -163,6 +163,7 @@ def convert(
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
 @ANSWER_TYPE
 @CHOICE
+@SCHEMA
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def generate(
     question: str,
@@ -171,13 +172,14 @@ def generate(
     samples: int,
     deadline: str | None,
     seed: int,
-    answer_tokens: int,
+    answer_tokens: int | None,
     temperature: float | None,
     anchor: bool,
     stop: tuple[str, ...],
     threads: int | None,
     answer_type: str,
     choices: tuple[str, ...],
+    schema: str | None,
     as_json: bool,
 ) -> None:
     """Answer QUESTION with MODEL, a reasoning budget and N voting samples."""
@@ -185,7 +187,7 @@ def generate(
     from .engine import Engine
     from .runtime.sampling import SamplingParams
 
-    kind = resolve(question, answer_type, choices)
+    kind = resolve(question, answer_type, choices, schema=read_schema(schema))
     limit = parse_duration(deadline) if deadline else None
     sampling = None if temperature is None else SamplingParams(temperature=temperature)
     engine = Engine(threads=threads)
@@ -205,7 +207,7 @@ def generate(
             samples=samples,
             deadline=limit,
             seed=seed,
-            answer_tokens=answer_tokens,
+            answer_tokens=kind.answer_tokens if answer_tokens is None else answer_tokens,
             sampling=sampling,
             on_token=on_token,
             anchor=anchor,

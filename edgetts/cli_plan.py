@@ -24,6 +24,20 @@ ANSWER_TYPE = click.option(
     show_default=True,
     help="What answer to read; auto infers it (options: choice; 'Is/Can/Does …?': yesno; else number).",
 )
+SCHEMA = click.option(
+    "--schema", metavar="JSON|FILE", help="A json answer's JSON Schema, inline or a file (implies json)."
+)
+
+
+def read_schema(value: str | None) -> str | None:
+    """--schema as given: a file's text where it names a file, else the JSON itself."""
+    from pathlib import Path
+
+    if value and not value.lstrip().startswith("{") and Path(value).is_file():
+        return Path(value).read_text()
+    return value
+
+
 CHOICE = click.option(
     "--choice", "choices", multiple=True, metavar="TEXT", help="An option of a choice answer (repeatable)."
 )
@@ -180,10 +194,12 @@ def plan_command(
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
 @ANSWER_TYPE
 @CHOICE
+@SCHEMA
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and what it cost as JSON.")
 def run_command(
     question: str, latency: str, energy: str | None, best_effort: bool, eval_set: str, names: str | None,
-    seed: int, threads: int | None, answer_type: str, choices: tuple[str, ...], as_json: bool,
+    seed: int, threads: int | None, answer_type: str, choices: tuple[str, ...], schema: str | None,
+    as_json: bool,
 ) -> None:  # fmt: skip
     """Answer QUESTION as well as this device can within the latency target.
 
@@ -197,7 +213,8 @@ def run_command(
     cap = parse_energy(energy)
     if not question.strip():
         raise EdgeTTSError("the question is empty; pass the text to answer")
-    resolve(question, answer_type, choices)  # a bad type or bad options fail before any set-up
+    schema = read_schema(schema)
+    resolve(question, answer_type, choices, schema=schema)  # bad type, options or schema: before set-up
     engine = setup_engine(split_names(names), threads, eval_set)
     with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
         # Which model the plan would run, so that only that one is loaded and warmed; an
@@ -207,7 +224,7 @@ def run_command(
     startup_s = time.perf_counter() - began
     answer = engine.solve(
         question, target, energy=cap, best_effort=best_effort, seed=seed, answer_type=answer_type,
-        choices=choices,
+        choices=choices, schema=schema,
     )  # fmt: skip
     engine.close()
     if as_json:

@@ -33,7 +33,7 @@ from .runtime.generator import Generation, generate
 from .runtime.onnx_model import OnnxCausalLM
 from .runtime.prompting import NUMBER
 from .runtime.sampling import SamplingParams
-from .tts.answer_types import AnswerType, resolve
+from .tts.answer_types import ANSWER_TOKENS, AnswerType, resolve
 from .worker import DecodeWorker, Job
 
 MIN_DEADLINE_S = 0.001  # what the guard gets when planning alone used up the target
@@ -139,12 +139,16 @@ class Engine:
         energy: float | None = None,
         best_effort: bool = False,
         models: Sequence[str] | None = None,
+        answer_tokens: int = ANSWER_TOKENS,
     ):
         """The configuration :meth:`solve` would run, and the candidates it was chosen from
-        (``models``: plan over these profiled entries only)."""
+        (``models``: plan over these profiled entries only; ``answer_tokens``: what the answer
+        may take after the reasoning, more for a JSON document)."""
         if latency <= 0:
             raise EdgeTTSError(f"latency {latency} s is not positive")
-        candidates, notes = build_candidates(self.device_profile(), question, self.eval_name, models=models)
+        candidates, notes = build_candidates(
+            self.device_profile(), question, self.eval_name, answer_tokens=answer_tokens, models=models
+        )
         if not len(candidates):
             raise EdgeTTSError("nothing to plan with: " + "; ".join(notes or ["the profile has no models"]))
         memory = self._memory_cap()
@@ -182,6 +186,7 @@ class Engine:
         models: Sequence[str] | None = None,
         answer_type: str | None = None,
         choices: Sequence[str] = (),
+        schema: dict | str | None = None,
     ) -> Answer:
         """Answer ``question`` as accurately as the device can within ``latency`` seconds of this
         call: plan (model, budget, N) from the profile and calibration, run it under the
@@ -189,7 +194,7 @@ class Engine:
         deadline queue as :meth:`submit` (and waits for its turn there)."""
         return self.submit(
             question, latency, energy=energy, best_effort=best_effort, seed=seed, on_token=on_token,
-            models=models, answer_type=answer_type, choices=choices,
+            models=models, answer_type=answer_type, choices=choices, schema=schema,
         ).result()  # fmt: skip
 
     def submit(
@@ -206,6 +211,7 @@ class Engine:
         arrival: float | None = None,
         answer_type: str | None = None,
         choices: Sequence[str] = (),
+        schema: dict | str | None = None,
     ) -> Future:
         """Queue ``question`` with a deadline ``latency`` seconds from now; a Future of its
         :class:`Answer`. Admission happens here, at once: if nothing fits in the time left after
@@ -216,15 +222,16 @@ class Engine:
         says which configuration the request runs (a streaming server needs its tokenizer).
         ``arrival``: the ``time.perf_counter()`` at which the request arrived, where an adapter
         took it before reading the request (default: now). ``answer_type`` (number, yesno,
-        choice, text; None or "auto": inferred from the question, see tts/answer_types.py) and
-        ``choices`` (a choice's options, else listed in the question) say what answer to read."""
+        choice, text, json; None or "auto": inferred from the question, see tts/answer_types.py),
+        ``choices`` (a choice's options, else listed in the question) and ``schema`` (a json
+        answer's JSON Schema) say what answer to read."""
         arrival = time.perf_counter() if arrival is None else arrival
         _check_question(question)
         _check_latency(latency)
-        kind = resolve(question, answer_type, tuple(choices))
+        kind = resolve(question, answer_type, tuple(choices), schema=schema)
 
         def admit(left: float | None) -> tuple[float, float]:
-            chosen = self.plan(question, left or latency, energy, best_effort, models)[0]
+            chosen = self.plan(question, left or latency, energy, best_effort, models, kind.answer_tokens)[0]
             return chosen.chosen.latency_s, chosen.fastest_s
 
         def run(job: Job) -> Answer:
@@ -314,7 +321,7 @@ class Engine:
         # An admitted request is answered: if the queue ran slower than predicted and nothing
         # fits any more, the fastest configuration runs and the guard keeps the deadline (a
         # refusal after the wait would reach the caller late, with nothing).
-        plan_now = self.plan(question, left, energy, True, models)[0]
+        plan_now = self.plan(question, left, energy, True, models, kind.answer_tokens)[0]
         chosen, config = plan_now.chosen, plan_now.chosen.config
         job.predicted_s = chosen.latency_s  # what later arrivals count as work ahead
         self.load(config.model)  # a model warm() did not load is charged to this request
@@ -333,6 +340,7 @@ class Engine:
             on_token=on_token,
             cancel=job.cancel,
             answer_type=kind,
+            answer_tokens=kind.answer_tokens,
         )
         reading = meter.end()
         answer.latency_ms = 1000 * (time.perf_counter() - job.arrival)  # from arrival, as the deadline

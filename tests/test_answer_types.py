@@ -168,3 +168,50 @@ def test_bad_types_and_options_are_one_line_errors(call, message):
     with pytest.raises(EdgeTTSError, match=message) as caught:
         call()
     assert "\n" not in str(caught.value)
+
+
+COMMAND = {
+    "type": "object",
+    "properties": {"action": {"enum": ["stop", "go"]}, "speed": {"type": "number"}},
+    "required": ["action", "speed"],
+}
+JSON = AnswerType("json", schema=__import__("json").dumps(COMMAND, sort_keys=True, separators=(",", ":")))
+
+JSON_CASES = [
+    ('{"action": "go", "speed": 0.5}', '{"action":"go","speed":0.5}'),
+    ('Sure! {"speed": 0.5, "action": "go"} is the command.', '{"action":"go","speed":0.5}'),
+    ('The answer is: {"action":"stop","speed":0}', '{"action":"stop","speed":0}'),
+    ('```json\n{"action": "stop", "speed": 0}\n```', '{"action":"stop","speed":0}'),
+    ('{not json} then {"action": "go", "speed": 1}', '{"action":"go","speed":1}'),
+    ("[1, 2]", None),
+    ("no braces at all", None),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), JSON_CASES)
+def test_json_is_read_canonically(text, value):
+    assert JSON.extract(text) == value
+
+
+def test_a_schema_makes_a_json_answer():
+    assert resolve("Next command?", schema=COMMAND) == JSON
+    assert resolve("Next command?", "json", schema=__import__("json").dumps(COMMAND)) == JSON
+    assert JSON.answer_tokens > AnswerType("number").answer_tokens
+    assert "JSON Schema" in JSON.direct_instruction() and '"required"' in JSON.direct_instruction()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: resolve("Next?", "json"), "needs a JSON Schema"),
+        (lambda: resolve("Next?", schema="{not json"), "the schema is not JSON"),
+        (lambda: resolve("Next?", schema="[1]"), "must be a JSON object"),
+        (lambda: resolve("Next?", schema={"type": "objekt"}), "not a valid JSON Schema"),
+        (lambda: resolve("Next?", "yesno", schema=COMMAND), "a schema needs --answer-type json"),
+    ],
+)
+def test_bad_schemas_are_one_line_errors(call, message):
+    pytest.importorskip("llguidance")  # it is what checks a schema's validity
+    with pytest.raises(EdgeTTSError, match=message) as caught:
+        call()
+    assert "\n" not in str(caught.value)

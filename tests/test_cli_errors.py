@@ -114,6 +114,8 @@ def test_tensorrt_without_a_gpu_is_one_line(edgetts_home):
         (("run", "Which way?", "--latency", "1s", "--answer-type", "choice"), None, "needs options"),
         (("run", "Which?", "--latency", "1s", "--choice", "left", "--choice", "Left"), None, "duplicated"),
         (("run", "Is it?", "--latency", "1s", "--answer-type", "colour"), None, "'colour' is not one of"),
+        (("run", "Next?", "--latency", "1s", "--schema", '{"type": "objekt"}'), None, "not a valid JSON"),
+        (("run", "Next?", "--latency", "1s", "--answer-type", "json"), None, "needs a JSON Schema"),
     ],
 )
 def test_profile_plan_calibrate_run_errors_are_one_line(tmp_path, args, content, expected):

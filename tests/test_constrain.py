@@ -95,3 +95,23 @@ def test_the_mask_keeps_exactly_the_allowed_tokens(tiny):
     assert allowed, "something must be allowed"
     prefix = re.compile(r" ?(\*\*?)?(y(e(s)?)?|n(o)?|Y(e(s)?)?|N(o)?)?(\*\*?)?\.?")
     assert all(prefix.fullmatch(text) for text in allowed), allowed
+
+
+def test_a_json_answer_is_a_document_valid_under_the_schema(tiny):
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    # Small: the tiny model's context is 256 tokens and the schema is in the prompt.
+    schema = {"type": "object", "properties": {"go": {"type": "boolean"}}, "required": ["go"],
+              "additionalProperties": False}  # fmt: skip
+    answer_type = AnswerType("json", schema=json.dumps(schema, sort_keys=True, separators=(",", ":")))
+    lm, tokenizer = tiny
+    for budget in (0, 3):
+        result = generate(
+            lm, tokenizer, QUESTION, budget=budget, samples=3, seed=2, sampling=WARM, answer_type=answer_type,
+            answer_tokens=24,
+        )  # fmt: skip
+        read = [s.value for s in result.samples if s.value is not None]
+        assert read, "constrained samples read as documents"
+        for value in read:
+            jsonschema.validate(json.loads(value), schema)  # raises if the document breaks the schema

@@ -291,6 +291,9 @@ BAD = [
      "bad_request"),
     ("post", "/v1/solve", {"json": {"question": "Which?", "latency_ms": 500, "choices": ["a", "a"]}}, 400,
      "bad_request"),
+    ("post", "/v1/solve", {"json": {"question": "Q?", "latency_ms": 500, "schema": {"type": "objekt"}}}, 400,
+     "bad_request"),
+    ("post", "/v1/solve", {"json": {"question": "Q?", "latency_ms": 50, "schema": "{}"}}, 400, "bad_request"),
     ("get", "/v1/solve", {}, 405, "method_not_allowed"),
     ("get", "/v2/nothing", {}, 404, "not_found"),
 ]  # fmt: skip

@@ -19,10 +19,10 @@ from ..calibration import tables
 from ..manifest import MANIFEST_NAME, PromptFormat
 from ..profiling.device_profile import DeviceProfile, ModelProfile
 from ..runtime.prompting import build_prompt, force_text
+from ..tts.answer_types import ANSWER_TOKENS
 from .scheduler import Candidate, CandidateSet, Config
 
 QUANTILE = 0.95
-ANSWER_TOKENS = 16
 # For models that are not in the local store (published profiles): no tokenizer to count with.
 CHARS_PER_TOKEN, TEMPLATE_TOKENS, FORCE_TOKENS = 4, 40, 8
 

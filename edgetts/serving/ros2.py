@@ -62,6 +62,7 @@ class Question:
     seed: int = 0
     answer_type: str | None = None
     choices: tuple[str, ...] = ()
+    schema: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def checked_question(request_id: object, fields: dict[str, Any]) -> Question:
         raise BadRequestError(str(err), request_id) from None
     return Question(
         request_id, request.question, request.latency_s, request.best_effort, request.seed,
-        request.answer_type, request.choices,
+        request.answer_type, request.choices, request.schema,
     )  # fmt: skip
 
 
@@ -239,7 +240,7 @@ class EdgeTTSNode:
         return self.engine.submit(
             question.question, question.latency_s, best_effort=question.best_effort, seed=question.seed,
             on_token=on_token, models=self.settings.models, answer_type=question.answer_type,
-            choices=question.choices,
+            choices=question.choices, schema=question.schema,
         )  # fmt: skip
 
     def _log_refusal(self, request_id: object, err: Exception) -> None:

@@ -39,6 +39,7 @@ class SolveRequest:
     seed: int = 0
     answer_type: str | None = None  # None: inferred from the question (tts/answer_types.py)
     choices: tuple[str, ...] = ()
+    schema: dict | None = None  # a json answer's JSON Schema
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def parse_solve(body: Any) -> SolveRequest:
         seed=_integer(data, "seed", 0, low=0),
         answer_type=_answer_type(data),
         choices=_strings(data, "choices"),
+        schema=_schema(data),
     )
 
 
@@ -190,6 +192,13 @@ def _answer_type(data: dict) -> str | None:
         return None
     if value not in ("auto", *KINDS):
         raise BadRequestError(f"'answer_type' must be one of auto, {', '.join(KINDS)} (got {value!r})")
+    return value
+
+
+def _schema(data: dict) -> dict | None:
+    value = data.get("schema")
+    if value is not None and not isinstance(value, dict):
+        raise BadRequestError("'schema' must be a JSON Schema object")
     return value
 
 

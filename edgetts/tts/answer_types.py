@@ -18,15 +18,18 @@ they do not read what was).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 from ..errors import EdgeTTSError
 from .answers import extract_answer
 
-KINDS = ("number", "yesno", "choice", "text")
+KINDS = ("number", "yesno", "choice", "text", "json")
 LETTERS = "ABCDEFGHIJ"
 MAX_TEXT_WORDS = 12  # a "short text" answer: longer spans are working, not an answer
+ANSWER_TOKENS = 16  # what an answer may take after the cue (the planner predicts with it)
+JSON_ANSWER_TOKENS = 96  # a JSON document needs room: braces, keys, quotes
 
 _CUE = re.compile(r"(?:final answer is|the answer is|answer is|answer\s*:|####)", re.IGNORECASE)
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
@@ -47,6 +50,7 @@ _INLINE = (
 class AnswerType:
     kind: str = "number"
     choices: tuple[str, ...] = ()  # the options' texts, lettered A, B, … in order
+    schema: str = ""  # json: the JSON Schema, as canonical JSON text (hashable, printable)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -57,6 +61,16 @@ class AnswerType:
             raise EdgeTTSError(
                 f"options were given for a {self.kind} answer; options need --answer-type choice"
             )
+        if self.kind == "json":
+            _check_schema(self.schema)
+        elif self.schema:
+            raise EdgeTTSError(
+                f"a schema was given for a {self.kind} answer; a schema needs --answer-type json"
+            )
+
+    @property
+    def answer_tokens(self) -> int:
+        return JSON_ANSWER_TOKENS if self.kind == "json" else ANSWER_TOKENS
 
     @property
     def letters(self) -> str:
@@ -70,6 +84,7 @@ class AnswerType:
             "yesno": "Answer only yes or no.",
             "choice": "Answer only with the letter of one option.",
             "text": "Give only the answer, in a few words.",
+            "json": f"Answer only with a JSON object that matches this JSON Schema: {self.schema}",
         }[self.kind]
 
     def reasoning_instruction(self) -> str:
@@ -78,6 +93,7 @@ class AnswerType:
             "yesno": "Think step by step, then answer yes or no.",
             "choice": "Think step by step, then answer with the letter of one option.",
             "text": "Think step by step, then give the answer in a few words.",
+            "json": f"Think step by step, then answer with a JSON object valid under: {self.schema}",
         }[self.kind]
 
     def question_text(self, question: str) -> str:
@@ -95,7 +111,8 @@ class AnswerType:
             return extract_answer(text)
         cues = list(_CUE.finditer(text))
         after = text[cues[-1].end() :] if cues else None
-        return {"yesno": _yes_no, "choice": self._choice, "text": _short_text}[self.kind](text, after)
+        readers = {"yesno": _yes_no, "choice": self._choice, "text": _short_text, "json": _json_object}
+        return readers[self.kind](text, after)
 
     def display(self, value: str | None) -> str | None:
         """How an answer reads to a person: a choice's letter with its option's text."""
@@ -124,8 +141,12 @@ class AnswerType:
         return _option_text(text, self.choices, first=False)
 
 
-def infer(question: str, choices: tuple[str, ...] = (), default: str = "number") -> AnswerType:
+def infer(
+    question: str, choices: tuple[str, ...] = (), default: str = "number", schema: str = ""
+) -> AnswerType:
     """The answer type a question asks for (module docstring: the rule)."""
+    if schema:
+        return AnswerType("json", schema=schema)
     if choices:
         return AnswerType("choice", tuple(choices))
     inline = _inline_options(question)
@@ -137,12 +158,19 @@ def infer(question: str, choices: tuple[str, ...] = (), default: str = "number")
 
 
 def resolve(
-    question: str, kind: str | None = None, choices: tuple[str, ...] = (), default: str = "number"
-) -> AnswerType:
+    question: str, kind: str | None = None, choices: tuple[str, ...] = (), default: str = "number",
+    schema: object = None,
+) -> AnswerType:  # fmt: skip
     """The caller's type (``kind``; None or "auto": inferred), with a choice's options taken from
-    ``choices`` or, failing that, from the question itself."""
+    ``choices`` or, failing that, from the question itself, and a json answer's ``schema`` (a
+    dict, or its JSON text)."""
+    schema_text = canonical_schema(schema)
     if kind in (None, "auto"):
-        return infer(question, choices, default)
+        return infer(question, choices, default, schema_text)
+    if kind == "json" and not schema_text:
+        raise EdgeTTSError("a json answer needs a JSON Schema: pass it (--schema FILE or JSON; schema={...})")
+    if kind == "json":
+        return AnswerType("json", schema=schema_text)
     if kind == "choice" and not choices:
         choices = _inline_options(question)
         if not choices:
@@ -150,7 +178,39 @@ def resolve(
                 "a choice answer needs options: pass them (--choice TEXT, repeatable; choices=[...]) "
                 "or list them in the question as 'A) … B) …'"
             )
-    return AnswerType(kind, tuple(choices))
+    return AnswerType(kind, tuple(choices), schema_text)
+
+
+def canonical_schema(schema: object) -> str:
+    """A schema given as a dict or as JSON text, as canonical JSON text ("" for none)."""
+    if schema is None or schema == "":
+        return ""
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as err:
+            raise EdgeTTSError(f"the schema is not JSON ({err})") from None
+    if not isinstance(schema, dict):
+        raise EdgeTTSError("the schema must be a JSON object (a JSON Schema)")
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_schema(schema: str) -> None:
+    """A JSON Schema, checked by llguidance where it is installed (the grammar extra compiles
+    it for the constrained answer anyway); without it only its being a JSON object is checked."""
+    if not schema:
+        raise EdgeTTSError("a json answer needs a JSON Schema")
+    canonical_schema(schema)
+    try:
+        from llguidance import LLMatcher
+    except ImportError:
+        return
+    try:
+        error = LLMatcher.validate_grammar(LLMatcher.grammar_from_json_schema(schema))
+    except (ValueError, TypeError) as err:
+        error = str(err)
+    if error:
+        raise EdgeTTSError(f"the schema is not a valid JSON Schema: {error.splitlines()[0]}")
 
 
 def _check_choices(choices: tuple[str, ...]) -> None:
@@ -201,6 +261,21 @@ def _option_text(text: str, choices: tuple[str, ...], first: bool):
     if not hits:
         return None
     return (min(hits) if first else max(hits, key=lambda h: (h[0], h[1])))[2]
+
+
+def _json_object(text: str, after: str | None) -> str | None:
+    """The first JSON object in the answer (after the cue, else anywhere), canonical: the vote
+    key of two documents that differ only in spacing or key order is one."""
+    span = after if after is not None else text
+    decoder = json.JSONDecoder()
+    for start in [m.start() for m in re.finditer(r"\{", span)]:
+        try:
+            value, _ = decoder.raw_decode(span, start)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return None
 
 
 def _short_text(text: str, after: str | None) -> str | None:

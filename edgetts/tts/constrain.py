@@ -29,6 +29,7 @@ _TEXT = rf"[^\s.!?*]{{1,30}}( [^\s.!?*]{{1,30}}){{0,{MAX_TEXT_WORDS - 1}}}"
 
 
 def answer_regex(answer_type: AnswerType) -> str:
+    """What may follow the cue, as a regular expression (not for json: see answer_grammar)."""
     if answer_type.kind == "number":
         body = _NUMBER
     elif answer_type.kind == "yesno":
@@ -38,6 +39,17 @@ def answer_regex(answer_type: AnswerType) -> str:
     else:
         body = _TEXT
     return rf" ?(\*\*)?{body}(\*\*)?\.?"  # Markdown bold, which chat models like, at most once
+
+
+def answer_grammar(answer_type: AnswerType) -> str:
+    """llguidance's grammar: a JSON answer is a document valid under the schema (llguidance's
+    own JSON Schema support, inside a Lark rule for the optional leading space), the others the
+    regular expression above."""
+    from llguidance import LLMatcher
+
+    if answer_type.kind == "json":
+        return LLMatcher.grammar_from_lark(f'start: " "? answer\nanswer: %json {answer_type.schema}')
+    return LLMatcher.grammar_from_regex(answer_regex(answer_type))
 
 
 def available() -> bool:
@@ -70,11 +82,11 @@ class AnswerConstraint:
         self, tokenizer_json: Path, vocab_size: int, stop_ids: tuple[int, ...], answer_type: AnswerType,
         samples: list[int],
     ):  # fmt: skip
-        import llguidance
+        from llguidance import LLMatcher
 
         tokenizer = tokenizer_for(tokenizer_json, vocab_size, stop_ids)
-        grammar = llguidance.LLMatcher.grammar_from_regex(answer_regex(answer_type))
-        self.matchers = {i: llguidance.LLMatcher(tokenizer, grammar, log_level=0) for i in samples}
+        grammar = answer_grammar(answer_type)
+        self.matchers = {i: LLMatcher(tokenizer, grammar, log_level=0) for i in samples}
         self.vocab_size = vocab_size
         self._words = (vocab_size + 31) // 32
         self._bitmask = np.zeros((len(samples), self._words), dtype=np.int32)
