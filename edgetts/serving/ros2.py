@@ -117,7 +117,7 @@ def error_json(request_id: object, err: BaseException) -> dict[str, Any]:
     if isinstance(err, CancelledError) and not isinstance(err, EdgeTTSError):
         body: dict[str, Any] = {"code": "cancelled", "message": "the request was cancelled"}
     elif isinstance(err, EdgeTTSError):
-        body = {"code": getattr(err, "code", "bad_request"), "message": str(err)}
+        body = {"code": err.code, "message": str(err)}
         if isinstance(err, DeadlineUnreachableError):
             body["fastest_ms"] = round(err.fastest_ms, 1)
     else:  # a bug: the caller still gets an answer, the log gets the traceback

@@ -87,7 +87,6 @@ class AnswerConstraint:
         tokenizer = tokenizer_for(tokenizer_json, vocab_size, stop_ids)
         grammar = answer_grammar(answer_type)
         self.matchers = {i: LLMatcher(tokenizer, grammar, log_level=0) for i in samples}
-        self.vocab_size = vocab_size
         self._words = (vocab_size + 31) // 32
         self._bitmask = np.zeros((len(samples), self._words), dtype=np.int32)
 
