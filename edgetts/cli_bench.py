@@ -111,7 +111,7 @@ def bench(
     with progress_bar(f"bench on {name}", sum(r not in log for r in runs)) as advance:
         outcome = runner.run(problems, runs, advance)
     settings = {
-        "eval": name, "eval_path": str(evals.resolve(eval_set)), "from": start, "limit": limit,
+        "eval": name, "eval_path": evals.source(eval_set), "from": start, "limit": limit,
         "targets_ms": targets_ms, "models": pool.models, "fixed_mode": fixed_mode,
         "fixed": [c.describe() for c in pool.fixed], "seed": seed, "threads": threads or "default",
         "device": info.id, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

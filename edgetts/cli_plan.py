@@ -67,7 +67,9 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 
 @click.command()
 @click.argument("model")
-@click.option("--eval", "eval_set", default="gsm8k", show_default=True, help="gsm8k or a JSONL file.")
+@click.option(
+    "--eval", "eval_set", default="gsm8k", show_default=True, help="gsm8k, robotics or a JSONL file."
+)
 @click.option(
     "--from", "start", type=click.IntRange(min=0), default=0, show_default=True, help="First question."
 )
@@ -80,10 +82,15 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
 @click.option("--restart", is_flag=True, help="Replace a calibration made with other settings.")
+@click.option(
+    "--constrain/--no-constrain",
+    default=None,
+    help="Decode answers under their type's grammar, as runs then do [default: with the grammar extra].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the accuracy table as JSON.")
 def calibrate(
     model: str, eval_set: str, start: int, limit: int | None, budgets: str, samples: int, answer_tokens: int,
-    seed: int, threads: int | None, restart: bool, as_json: bool,
+    seed: int, threads: int | None, restart: bool, constrain: bool | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Measure MODEL's accuracy at every budget and sample count on an eval set.
 
@@ -102,22 +109,25 @@ def calibrate(
     with progress_bar(f"calibrating {model}", total) as advance:
         calibration = run_calibration(
             model, eval_set, start, limit, checkpoints, samples, answer_tokens, seed, threads,
-            restart, on_question=lambda i, n: advance() if i else None,
+            restart, constrained=constrain, on_question=lambda i, n: advance() if i else None,
         )  # fmt: skip
-    table = calibration.table()
+    kinds = sorted(calibration.kinds()) if len(calibration.kinds()) > 1 else []
     if as_json:
-        click.echo(json.dumps(table.to_dict(), indent=2))
+        by_type = {kind: calibration.table(kind).to_dict() for kind in kinds}
+        click.echo(json.dumps({**calibration.table().to_dict(), "by_type": by_type or None}, indent=2))
         return
-    view = Table(
-        title=f"{model} on {calibration.eval}: accuracy, {table.questions} questions ({calibration.path})"
-    )
-    view.add_column("budget")
-    shown = [n for n in table.samples if n in (1, 2, 3, 5, 9, 17) or n == table.samples[-1]]
-    for n in shown:
-        view.add_column(f"N={n}")
-    for i, budget in enumerate(table.budgets):
-        view.add_row(str(budget), *(f"{100 * table.mean[i, n - 1]:.1f} %" for n in shown))
-    stdout_console().print(view)
+    for kind in [None, *kinds]:
+        table = calibration.table(kind)
+        what = "" if kind is None else f" ({kind} answers)"
+        title = f"{model} on {calibration.eval}{what}: accuracy, {table.questions} questions"
+        view = Table(title=f"{title} ({calibration.path})")
+        view.add_column("budget")
+        shown = [n for n in table.samples if n in (1, 2, 3, 5, 9, 17) or n == table.samples[-1]]
+        for n in shown:
+            view.add_column(f"N={n}")
+        for i, budget in enumerate(table.budgets):
+            view.add_row(str(budget), *(f"{100 * table.mean[i, n - 1]:.1f} %" for n in shown))
+        stdout_console().print(view)
 
 
 def _engine(device_id: str | None, profile_file: str | None, eval_set: str):
@@ -149,17 +159,23 @@ def _engine(device_id: str | None, profile_file: str | None, eval_set: str):
     "--best-effort", is_flag=True, help="Plan the fastest configuration when nothing meets the target."
 )
 @click.option("--plot", "plot_path", help="Write the accuracy-latency frontier as a PNG.")
+@ANSWER_TYPE
+@CHOICE
+@SCHEMA
 @click.option("--json", "as_json", is_flag=True)
 def plan_command(
     latency: str, energy: str | None, device_id: str | None, profile_file: str | None, question: str,
-    eval_set: str, best_effort: bool, plot_path: str | None, as_json: bool,
+    eval_set: str, best_effort: bool, plot_path: str | None, answer_type: str, choices: tuple[str, ...],
+    schema: str | None, as_json: bool,
 ) -> None:  # fmt: skip
-    """Choose (model, budget, N) for a latency target and show the accuracy-latency frontier."""
+    """Choose (model, budget, N) for a latency target and show the accuracy-latency frontier
+    (with the accuracy table of the question's answer type, where the eval set has one)."""
     from .planner.report import frontier_table, plot_frontier
 
     target, cap = parse_duration(latency), parse_energy(energy)
+    kind = resolve(question, answer_type, choices, schema=read_schema(schema))
     engine = _engine(device_id, profile_file, eval_set)
-    chosen_plan, candidates = engine.plan(question, target, cap, best_effort)
+    chosen_plan, candidates = engine.plan(question, target, cap, best_effort, answer_type=kind)
     if plot_path:
         plot_frontier(chosen_plan, candidates, plot_path)
     if as_json:
@@ -214,12 +230,14 @@ def run_command(
     if not question.strip():
         raise EdgeTTSError("the question is empty; pass the text to answer")
     schema = read_schema(schema)
-    resolve(question, answer_type, choices, schema=schema)  # bad type, options or schema: before set-up
+    kind = resolve(
+        question, answer_type, choices, schema=schema
+    )  # bad type, options or schema: before set-up
     engine = setup_engine(split_names(names), threads, eval_set)
     with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
         # Which model the plan would run, so that only that one is loaded and warmed; an
         # impossible target fails here, before anything is loaded.
-        expected = engine.plan(question, target, cap, best_effort)[0].chosen.config.model
+        expected = engine.plan(question, target, cap, best_effort, answer_type=kind)[0].chosen.config.model
         engine.warm(models=[expected])
     startup_s = time.perf_counter() - began
     answer = engine.solve(

@@ -26,14 +26,13 @@ from tokenizers import Tokenizer
 from . import evals, store
 from .errors import EdgeTTSError
 from .planner.candidates import build as build_candidates
-from .planner.candidates import predicted_run_s
+from .planner.candidates import constrained, predicted_run_s
 from .planner.scheduler import Config, plan
 from .profiling.device_profile import DeviceProfile, load_for
 from .runtime.generator import Generation, generate
 from .runtime.onnx_model import OnnxCausalLM
-from .runtime.prompting import NUMBER
 from .runtime.sampling import SamplingParams
-from .tts.answer_types import ANSWER_TOKENS, AnswerType, resolve
+from .tts.answer_types import NUMBER, AnswerType, resolve
 from .worker import DecodeWorker, Job
 
 MIN_DEADLINE_S = 0.001  # what the guard gets when planning alone used up the target
@@ -57,7 +56,8 @@ class Answer:
     votes: dict[str, int]
     stopped_early: bool
     samples: list[str] = field(default_factory=list)
-    sample_forced_by: list[str] = field(default_factory=list)  # per sample: none | budget | deadline
+    # per sample: none | budget | deadline | unreadable (ended without an answer, then asked for one)
+    sample_forced_by: list[str] = field(default_factory=list)
     planned: dict[str, object] | None = None  # solve(): predicted_ms, predicted_accuracy, energy
     queued_ms: float | None = None  # a request's wait in the decode queue, from its arrival
     deadline_ms: float | None = None  # a planned request's latency target (latency_ms counts from arrival)
@@ -139,16 +139,17 @@ class Engine:
         energy: float | None = None,
         best_effort: bool = False,
         models: Sequence[str] | None = None,
-        answer_tokens: int = ANSWER_TOKENS,
+        answer_type: AnswerType = NUMBER,
     ):
         """The configuration :meth:`solve` would run, and the candidates it was chosen from
-        (``models``: plan over these profiled entries only; ``answer_tokens``: what the answer
-        may take after the reasoning, more for a JSON document)."""
+        (``models``: plan over these profiled entries only; ``answer_type``: the answer's kind,
+        whose accuracy table the plan maximises and whose length it predicts)."""
         if latency <= 0:
             raise EdgeTTSError(f"latency {latency} s is not positive")
         candidates, notes = build_candidates(
-            self.device_profile(), question, self.eval_name, answer_tokens=answer_tokens, models=models
-        )
+            self.device_profile(), question, self.eval_name, answer_tokens=answer_type.answer_tokens,
+            models=models, answer_type=answer_type,
+        )  # fmt: skip
         if not len(candidates):
             raise EdgeTTSError("nothing to plan with: " + "; ".join(notes or ["the profile has no models"]))
         memory = self._memory_cap()
@@ -171,7 +172,7 @@ class Engine:
             # Prefill plus one decode step: onnxruntime allocates its arenas and picks kernels on
             # the first runs of each shape family, which a first request would otherwise pay (and
             # the answer grammar's tokenizer is built once per model, ~0.3 s for Qwen's).
-            self.generate(WARM_QUESTION, model=name, budget=0, samples=1, answer_tokens=2)
+            self.generate(WARM_QUESTION, model=name, budget=0, samples=1, answer_tokens=2, constrain=True)
         self._decode_worker()
         return time.perf_counter() - start
 
@@ -231,7 +232,7 @@ class Engine:
         kind = resolve(question, answer_type, tuple(choices), schema=schema)
 
         def admit(left: float | None) -> tuple[float, float]:
-            chosen = self.plan(question, left or latency, energy, best_effort, models, kind.answer_tokens)[0]
+            chosen = self.plan(question, left or latency, energy, best_effort, models, kind)[0]
             return chosen.chosen.latency_s, chosen.fastest_s
 
         def run(job: Job) -> Answer:
@@ -321,7 +322,7 @@ class Engine:
         # An admitted request is answered: if the queue ran slower than predicted and nothing
         # fits any more, the fastest configuration runs and the guard keeps the deadline (a
         # refusal after the wait would reach the caller late, with nothing).
-        plan_now = self.plan(question, left, energy, True, models, kind.answer_tokens)[0]
+        plan_now = self.plan(question, left, energy, True, models, kind)[0]
         chosen, config = plan_now.chosen, plan_now.chosen.config
         job.predicted_s = chosen.latency_s  # what later arrivals count as work ahead
         self.load(config.model)  # a model warm() did not load is charged to this request
@@ -398,14 +399,18 @@ class Engine:
         stop: Sequence[str] = (),
         cancel: threading.Event | None = None,
         answer_type: AnswerType = NUMBER,
+        constrain: bool | None = None,
     ) -> Answer:
         """One generation with the configuration given (no plan, no queue): see
-        runtime.generator.generate."""
+        runtime.generator.generate. ``constrain`` (None: as planner/candidates.constrained says
+        for this model on this engine's eval set) decodes the answer under its type's grammar."""
         lm, tokenizer = self.load(model)
+        if constrain is None:
+            constrain = constrained(model, self.eval_name, answer_type.kind)
         result: Generation = generate(
             lm, tokenizer, prompt, budget=budget, samples=samples, answer_tokens=answer_tokens,
             deadline=deadline, seed=seed, sampling=sampling, on_token=on_token, anchor=anchor,
-            stop=stop, cancel=cancel, answer_type=answer_type,
+            stop=stop, cancel=cancel, answer_type=answer_type, constrain=constrain,
         )  # fmt: skip
         return Answer(
             text=result.answer,

@@ -67,14 +67,14 @@ CHOICE_CASES = [
 
 TEXT_CASES = [
     ("Kitchen.", "kitchen"),
-    ("  the Charging Dock  ", "the charging dock"),
+    ("  the Charging Dock  ", "charging dock"),
     ("Answer: waypoint 3", "waypoint 3"),
     ("Therefore, the final answer is Room B!", "room b"),
     ('"red box"', "red box"),
     ("**blue cup**\nIt is on the left shelf.", "blue cup"),
     ("The answer is:  Shelf   4.", "shelf 4"),
     ("left", "left"),
-    ("Answer: The Red Mug;", "the red mug"),
+    ("Answer: The Red Mug;", "red mug"),
     ("Therefore, the final answer is: dock 2", "dock 2"),
     ("", None),
     (

@@ -18,43 +18,67 @@ from edgetts.calibration.runner import calibrate_question
 from edgetts.errors import EdgeTTSError
 from edgetts.runtime.generator import generate
 from edgetts.runtime.sampling import SamplingParams
+from edgetts.tts.answer_types import NUMBER, AnswerType
 
 QUESTION = "Question: what is 12 plus 7?"
 WARM = SamplingParams(temperature=1.0, top_p=0.95)
 BUDGETS = [0, 3, 8, 20]
 
 
+CONSTRAINED = [
+    (AnswerType("yesno"), True),
+    (AnswerType("choice", ("vacuum", "soft fingers", "magnetic")), True),
+    (AnswerType("text"), True),
+    (AnswerType("number"), True),
+]
+
+
+@pytest.mark.parametrize(
+    ("answer_type", "constrained"), [(NUMBER, False), *CONSTRAINED], ids=lambda v: getattr(v, "kind", str(v))
+)
 @pytest.mark.parametrize("with_stop", [False, True], ids=["stop-tokens", "stop-string"])
-def test_probes_equal_runs_at_each_budget(tiny, with_stop):
+def test_probes_equal_runs_at_each_budget(tiny, with_stop, answer_type, constrained):
+    """Per answer type, with and without the grammar: a sample that ends its reasoning without a
+    readable answer is asked for one (constrained), in calibration as at run time."""
+    if constrained:
+        pytest.importorskip("llguidance")
     lm, tok = tiny
     samples = 4
+    typed = {"answer_type": answer_type, "constrain": constrained}
     if with_stop:
         # The commonest two-character piece of the samples' text: rows end there, at different steps.
         texts = [s.text for s in generate(lm, tok, QUESTION, budget=20, samples=samples, seed=5,
                                            sampling=WARM, anchor=False).samples]  # fmt: skip
         pairs = Counter(t[i : i + 2] for t in texts for i in range(len(t) - 1) if " " not in t[i : i + 2])
         with_stops(lm, [pairs.most_common(1)[0][0]])
-    got = calibrate_question(lm, tok, QUESTION, BUDGETS, samples, answer_tokens=6, seed=5, params=WARM)
+    got = calibrate_question(
+        lm, tok, QUESTION, BUDGETS, samples, answer_tokens=6, seed=5, params=WARM, **typed
+    )
     values = set()
-    ended = 0
+    ended = asked = 0
     for j, budget in enumerate(BUDGETS):
         # Calibration's sampled rows are the runtime's streams 0..K-1 drawn (anchor=False); an
         # anchored vote uses the greedy row and streams 1..N-1, exchangeable with them.
         run = generate(
             lm, tok, QUESTION, budget=budget, samples=samples, answer_tokens=6, seed=5, sampling=WARM,
-            anchor=False,
+            anchor=False, **typed,
         )  # fmt: skip
         expected = [s.value for s in run.samples]
         if not run.stopped_early:  # an early stop cancels votes that calibration still records
             assert [got.sampled[k][j] for k in range(samples)] == expected, f"budget {budget}"
-        greedy = generate(lm, tok, QUESTION, budget=budget, samples=1, answer_tokens=6)
+        greedy = generate(lm, tok, QUESTION, budget=budget, samples=1, answer_tokens=6, **typed)
         assert got.greedy[j] == greedy.samples[0].value, f"greedy at budget {budget}"
         values.update(expected)
         ended += sum(len(s.think) < budget for s in run.samples)
+        asked += sum(s.forced_by == "unreadable" for s in [*run.samples, *greedy.samples])
+        if constrained and answer_type.kind != "number" and not run.stopped_early:
+            assert None not in expected and greedy.samples[0].value is not None, "a constrained answer reads"
     assert values - {None}, "the tiny model should give some numeric answers for this test to mean anything"
     assert max(len(t) for t in got.think_tokens) <= max(BUDGETS)
     if with_stop:
         assert ended, "some samples should end at the stop string for this test to mean anything"
+        if constrained and answer_type.kind in ("yesno", "choice"):  # any line reads as a short text
+            assert asked, "some samples should end without an answer and be asked for one"
 
 
 def test_table_uses_greedy_for_one_sample_and_votes_for_more():
@@ -113,7 +137,7 @@ def test_eval_files_and_bad_lines(tmp_path):
     bad.write_text('{"question": "q1"}\n')
     with pytest.raises(EdgeTTSError, match="bad.jsonl:1 is not a JSON object with 'question' and 'answer'"):
         evals.load(str(bad))
-    with pytest.raises(EdgeTTSError, match="neither 'gsm8k' nor a JSONL file"):
+    with pytest.raises(EdgeTTSError, match="neither one of gsm8k, robotics nor a JSONL file"):
         evals.load(str(tmp_path / "missing.jsonl"))
 
 

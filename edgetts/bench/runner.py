@@ -95,7 +95,11 @@ class Runner:
         deadline = run.deadline_ms / 1000
         start = time.perf_counter()
         if run.kind == "planned":
-            answer = self.engine.solve(problem.question, deadline, best_effort=True, seed=self.seed)
+            kind = problem.answer_type
+            answer = self.engine.solve(
+                problem.question, deadline, best_effort=True, seed=self.seed, answer_type=kind.kind,
+                choices=kind.choices, schema=kind.schema or None,
+            )  # fmt: skip
             latency_ms = 1000 * (time.perf_counter() - start)
             planned = answer.planned or {}
             extra = {
@@ -119,6 +123,8 @@ class Runner:
                 samples=samples,
                 deadline=deadline,
                 seed=self.seed,
+                answer_type=problem.answer_type,
+                answer_tokens=problem.answer_type.answer_tokens,
             )
             reading = self.meter.end()
             latency_ms = 1000 * (time.perf_counter() - start)
@@ -143,6 +149,7 @@ def _result(answer: Answer, problem: Problem) -> dict[str, Any]:
         "config": answer.config,
         "answer": answer.text,
         "reference": problem.reference,
+        "type": problem.kind,
         "correct": answer.text == problem.reference,
         "runtime_ms": round(answer.latency_ms, 2),
         "tokens": sum(answer.tokens["think"]) + sum(answer.tokens["answer"]),  # type: ignore[arg-type]

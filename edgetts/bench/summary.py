@@ -110,7 +110,20 @@ def _target(
 
 
 def _arm(stats: ArmStats, runs: list[dict[str, Any]], target_ms: float) -> dict[str, Any]:
-    return {**stats.to_json(), "hit_rate": round(hit_rate(runs, target_ms), 4)}
+    """An arm's results, with accuracy per answer type where the eval set mixes types (records
+    from before types were kept are numbers)."""
+    by_type: dict[str, list[bool]] = {}
+    for run in runs:
+        by_type.setdefault(run.get("type", "number"), []).append(bool(run["correct"]))
+    per_type = {
+        kind: {"runs": len(hits), "accuracy": round(sum(hits) / len(hits), 4)}
+        for kind, hits in sorted(by_type.items())
+    }
+    return {
+        **stats.to_json(),
+        "hit_rate": round(hit_rate(runs, target_ms), 4),
+        "by_type": per_type if len(per_type) > 1 else None,
+    }
 
 
 def _checks(

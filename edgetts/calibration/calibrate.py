@@ -12,6 +12,7 @@ from .. import __version__, evals, store
 from ..errors import EdgeTTSError
 from ..runtime.onnx_model import OnnxCausalLM, default_threads
 from ..runtime.sampling import SamplingParams
+from ..tts import constrain
 from .runner import calibrate_question
 from .tables import Calibration, calibration_path, parse
 
@@ -21,11 +22,13 @@ DEFAULT_BUDGETS = (0, 32, 64, 128, 256, 512)
 def calibrate(
     model: str, eval_set: str = "gsm8k", start: int = 0, limit: int | None = None,
     budgets: tuple[int, ...] = DEFAULT_BUDGETS, samples: int = 16, answer_tokens: int = 16, seed: int = 0,
-    threads: int | None = None, restart: bool = False,
+    threads: int | None = None, restart: bool = False, constrained: bool | None = None,
     on_question: Callable[[int, int], None] | None = None, on_step: Callable[[], None] | None = None,
 ) -> Calibration:  # fmt: skip
     """Calibrate ``model`` on questions ``start…`` of ``eval_set``; resumes an interrupted run
-    with the same settings, refuses to mix settings unless ``restart``."""
+    with the same settings, refuses to mix settings unless ``restart``. ``constrained``: decode
+    the answers under each type's grammar, as the runtime then does for this table (default:
+    where the grammar extra is installed)."""
     if samples < 1:
         raise EdgeTTSError(f"--samples must be at least 1 (got {samples})")
     if not budgets or min(budgets) < 0 or len(set(budgets)) != len(budgets):
@@ -33,6 +36,8 @@ def calibrate(
     entry = store.get(model)
     problems = evals.load(eval_set, start, limit)
     params = SamplingParams()
+    if constrained is None:
+        constrained = constrain.available()
     settings = {
         "budgets": sorted(budgets),
         "samples": samples,
@@ -40,6 +45,7 @@ def calibrate(
         "seed": seed,
         "temperature": params.temperature,
         "top_p": params.top_p,
+        "constrained": constrained,
     }
     name = evals.name_of(eval_set)
     path = calibration_path(model, name)
@@ -58,7 +64,7 @@ def calibrate(
         "onnxruntime": ort.__version__,
         "quant": entry.manifest.quant_type,
         "threads": threads or default_threads(),
-        "eval_path": str(evals.resolve(eval_set)),
+        "eval_path": evals.source(eval_set),
     }
     lm = OnnxCausalLM(entry.path, entry.manifest, threads=threads)
     tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
@@ -70,10 +76,12 @@ def calibrate(
             continue
         answers = calibrate_question(
             lm, tokenizer, problem.question, settings["budgets"], samples,
-            answer_tokens=answer_tokens, seed=seed, params=params, on_step=on_step,
+            answer_tokens=max(answer_tokens, problem.answer_type.answer_tokens), seed=seed, params=params,
+            on_step=on_step, answer_type=problem.answer_type, constrain=constrained,
         )  # fmt: skip
         calibration.results.append({
             "index": problem.index,
+            "type": problem.kind,
             "reference": problem.reference,
             "sampled": answers.sampled,
             "greedy": answers.greedy,

@@ -10,6 +10,11 @@ the runtime would at budget b, and the main pass goes on as if nothing happened.
 ended on its own before b answers from its reasoning, as in the runtime.
 Budget 0 uses its own direct-answer prompt.
 
+Each question is asked as its answer type asks it (the prompt's wording, tts/answer_types.py)
+and its answers read as that type reads them; with ``constrain`` the forced and direct answers
+are decoded under the type's grammar (tts/constrain.py), exactly as the runtime decodes them, so
+that a table's accuracy is that of what runs.
+
 N = 1 at run time is greedy decoding, and a vote of N ≥ 2 is the greedy answer plus N - 1 sampled
 ones: so a greedy row rides along, and acc(b, N) comes from it and the K sampled rows (accuracy.py).
 """
@@ -23,12 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
+from ..errors import EdgeTTSError
 from ..runtime.kv_cache import KVCache
 from ..runtime.onnx_model import OnnxCausalLM
 from ..runtime.prompting import build_prompt, force_text
 from ..runtime.sampling import SamplingParams, sample_rows
 from ..runtime.stops import StopStrings
-from ..tts.answers import extract_answer
+from ..tts import constrain
+from ..tts.answer_types import NUMBER, AnswerType
 
 
 @dataclass
@@ -77,12 +84,17 @@ class _Rows:
 
 def _answer(
     lm: OnnxCausalLM, rows: _Rows, logits: np.ndarray, params: SamplingParams, stop: set[int],
-    stops: StopStrings, limit: int,
+    stops: StopStrings, limit: int, grammar: Callable[[list[int]], object] | None = None,
 ) -> list[list[int]]:  # fmt: skip
-    """Decode up to ``limit`` answer tokens for every row; rows stop at a stop token or string."""
+    """Decode up to ``limit`` answer tokens for every row; rows stop at a stop token or string,
+    or (with ``grammar``, which makes an AnswerConstraint for these rows) when the answer is
+    complete."""
     out: list[list[int]] = [[] for _ in rows.generators]
     active = list(range(len(out)))
+    constraint = grammar(active) if grammar is not None else None
     for _ in range(limit):
+        if constraint is not None:
+            constraint.mask(logits, active)
         tokens = rows.sample(logits, params)
         keep = []
         for position, row in enumerate(active):
@@ -90,7 +102,8 @@ def _answer(
             if token in stop:
                 continue
             out[row].append(token)
-            if len(out[row]) < limit and not stops.hit(out[row]):
+            complete = constraint is not None and constraint.consume(row, token)
+            if not complete and len(out[row]) < limit and not stops.hit(out[row]):
                 keep.append(position)
         if not keep:
             break
@@ -111,11 +124,14 @@ def _prefill(lm: OnnxCausalLM, ids: list[int], generators, room: int) -> tuple[_
 def calibrate_question(
     lm: OnnxCausalLM, tokenizer: Tokenizer, question: str, budgets: list[int], samples: int,
     answer_tokens: int = 16, seed: int = 0, params: SamplingParams | None = None,
-    on_step: Callable[[], None] | None = None,
+    on_step: Callable[[], None] | None = None, answer_type: AnswerType = NUMBER, constrain: bool = False,
 ) -> QuestionAnswers:  # fmt: skip
-    """Answers of ``samples`` sampled rows and one greedy row at every budget in ``budgets``."""
+    """Answers of ``samples`` sampled rows and one greedy row at every budget in ``budgets``,
+    asked and read as ``answer_type``; ``constrain``: answers decoded under its grammar."""
     params = params or SamplingParams()
     fmt = lm.manifest.prompt
+    extract = answer_type.extract
+    grammar = _grammar(lm, answer_type) if constrain else None
     stop = set(fmt.stop_token_ids)
     stops = StopStrings(tokenizer, fmt.stop_strings)
 
@@ -128,17 +144,18 @@ def calibrate_question(
 
     if 0 in budgets:
         generators = [np.random.default_rng([seed, i]) for i in range(samples)] + [None]
-        prompt = tokenizer.encode(build_prompt(fmt, question, 0)).ids
+        prompt = tokenizer.encode(build_prompt(fmt, question, 0, answer_type)).ids
         rows, logits = _prefill(lm, prompt, generators, answer_tokens)
-        for row, tokens in enumerate(_answer(lm, rows, logits, params, stop, stops, answer_tokens)):
-            answers[row][budgets.index(0)] = extract_answer(decode(tokens))
+        said = _answer(lm, rows, logits, params, stop, stops, answer_tokens, grammar)
+        for row, tokens in enumerate(said):
+            answers[row][budgets.index(0)] = extract(decode(tokens))
     thinking = sorted(b for b in budgets if b > 0)
     if not thinking:
         return QuestionAnswers([a for a in answers[:samples]], answers[samples], think_tokens)
 
     force_ids = tokenizer.encode(force_text(fmt), add_special_tokens=False).ids
     generators = [np.random.default_rng([seed, i]) for i in range(samples)] + [None]
-    prompt = tokenizer.encode(build_prompt(fmt, question, thinking[0])).ids
+    prompt = tokenizer.encode(build_prompt(fmt, question, thinking[0], answer_type)).ids
     probe_room = len(force_ids) + answer_tokens
     rows, logits = _prefill(lm, prompt, generators, thinking[-1] + probe_room)
     active = list(range(rows_total))  # original row index of each row still thinking
@@ -148,14 +165,14 @@ def calibrate_question(
             # samples exactly what it would have without it.
             branch = rows.branch(probe_room)
             branch_logits = _force(lm, branch, force_ids)
-            said = _answer(lm, branch, branch_logits, params, stop, stops, answer_tokens)
+            said = _answer(lm, branch, branch_logits, params, stop, stops, answer_tokens, grammar)
             for position, tokens in enumerate(said):
                 row = active[position]  # an empty forced answer falls back to the reasoning, as at run time
-                answers[row][budgets.index(step)] = extract_answer(decode(tokens or think_tokens[row]))
+                answers[row][budgets.index(step)] = extract(decode(tokens or think_tokens[row]))
             if step == thinking[-1]:
                 break
         tokens = rows.sample(logits, params)
-        keep = []
+        keep, unread = [], []
         for position, token in enumerate(tokens.tolist()):
             row = active[position]
             if token not in stop:
@@ -163,11 +180,33 @@ def calibrate_question(
                 if not stops.hit(think_tokens[row]):
                     keep.append(position)
                     continue
-            # Ended on its own (a stop token or string): answers from its reasoning at every later budget.
-            value = extract_answer(decode(think_tokens[row]))
+            # Ended on its own (a stop token or string): answers from its reasoning at every
+            # later budget; with the grammar, one whose reasoning holds no answer is asked for
+            # one, as the runtime asks it.
+            value = extract(decode(think_tokens[row]))
+            if value is None and grammar is not None:
+                unread.append(position)
             for j, budget in enumerate(budgets):
                 if budget > step:
                     answers[row][j] = value
+        if unread:
+            for row, value in _ask(
+                lm,
+                rows,
+                unread,
+                active,
+                force_ids,
+                probe_room,
+                params,
+                stop,
+                stops,
+                answer_tokens,
+                grammar,
+                lambda t, r: extract(decode(t or think_tokens[r])),
+            ):
+                for j, budget in enumerate(budgets):
+                    if budget > step:
+                        answers[row][j] = value
         if not keep:
             break
         logits, active = rows.step(lm, tokens, keep, active)
@@ -176,12 +215,42 @@ def calibrate_question(
     return QuestionAnswers(answers[:samples], answers[samples], think_tokens)
 
 
-def _force(lm: OnnxCausalLM, rows: _Rows, force_ids: list[int]) -> np.ndarray:
+def _ask(
+    lm: OnnxCausalLM, rows: _Rows, positions: list[int], active: list[int], force_ids: list[int], room: int,
+    params: SamplingParams, stop: set[int], stops: StopStrings, answer_tokens: int, grammar,
+    read: Callable[[list[int], int], str | None],
+) -> list[tuple[int, str | None]]:  # fmt: skip
+    """The rows at ``positions``, which ended their reasoning without an answer, asked for one
+    on a branch: forced one token per step (as the runtime feeds a row that ended so) and
+    answered under the grammar; (row, answer) for each."""
+    branch = rows.branch(room)
+    order = branch.keep(positions)
+    logits = _force(lm, branch, force_ids, at_once=False)
+    said = _answer(lm, branch, logits, params, stop, stops, answer_tokens, grammar)
+    return [(active[p], read(tokens, active[p])) for p, tokens in zip(order, said, strict=True)]
+
+
+def _grammar(lm: OnnxCausalLM, answer_type: AnswerType) -> Callable[[list[int]], object]:
+    """What makes the answer grammar's matchers for a set of rows (the grammar extra)."""
+    if not constrain.available():
+        raise EdgeTTSError("constrained calibration needs the grammar extra: pip install 'edgetts[grammar]'")
+
+    def make(rows: list[int]) -> constrain.AnswerConstraint:
+        return constrain.AnswerConstraint(
+            lm.model_dir / "tokenizer.json", lm.manifest.architecture.vocab_size,
+            tuple(lm.manifest.prompt.stop_token_ids), answer_type, rows,
+        )  # fmt: skip
+
+    return make
+
+
+def _force(lm: OnnxCausalLM, rows: _Rows, force_ids: list[int], at_once: bool = True) -> np.ndarray:
     """Feed the forcing text (one token per step in a batch: GroupQueryAttention on the CPU takes
-    several new tokens after a cache only at batch 1, as in the generator)."""
+    several new tokens after a cache only at batch 1, as in the generator, which feeds a lone
+    row cut by the budget at once and a row that ended without an answer token by token)."""
     count = len(rows.generators)
     ids = np.asarray(force_ids, dtype=np.int64)
-    if count == 1:
+    if count == 1 and at_once:
         return rows.feed(lm, ids.reshape(1, -1))
     logits = None
     for token in ids:

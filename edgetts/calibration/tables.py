@@ -21,6 +21,9 @@ from ..errors import EdgeTTSError
 from .accuracy import AccuracyTable, accuracy_table
 
 SCHEMA_VERSION = 1
+# A table per answer type needs this many questions of the type; with fewer the planner uses the
+# eval set's table over all questions (a Wilson interval on 5 questions says little).
+MIN_TYPE_QUESTIONS = 20
 
 
 @dataclass
@@ -41,24 +44,47 @@ class Calibration:
     def budgets(self) -> list[int]:
         return list(self.settings["budgets"])
 
+    @property
+    def constrained(self) -> bool:
+        """Whether the answers were decoded under their type's grammar (files from before the
+        setting existed were not), which the runtime then does too for this table."""
+        return bool(self.settings.get("constrained", False))
+
     def done(self) -> set[int]:
         return {int(r["index"]) for r in self.results}
 
-    def table(self) -> AccuracyTable:
+    def kinds(self) -> dict[str, int]:
+        """Questions per answer type (records from before types were kept are numbers)."""
+        counts: dict[str, int] = {}
+        for result in self.results:
+            kind = result.get("type", "number")
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    def table(self, kind: str | None = None) -> AccuracyTable:
         """acc(b, N) for the runtime's anchored votes: N = 1 is the greedy answer, N ≥ 2 the
         greedy answer plus N - 1 of the K sampled ones (exact expectation, accuracy.py), so N
-        runs to K + 1."""
+        runs to K + 1. ``kind``: over the questions of that answer type only."""
         if self.published is not None:
             return self.published
-        if not self.results:
-            raise EdgeTTSError(f"the calibration of {self.model} on {self.eval} has no questions yet")
+        results = [r for r in self.results if kind is None or r.get("type", "number") == kind]
+        if not results:
+            what = "" if kind is None else f"{kind} "
+            raise EdgeTTSError(f"the calibration of {self.model} on {self.eval} has no {what}questions yet")
         return accuracy_table(
-            [r["sampled"] for r in self.results],
-            [r["reference"] for r in self.results],
+            [r["sampled"] for r in results],
+            [r["reference"] for r in results],
             self.budgets,
             int(self.settings["samples"]) + 1,
-            anchors=[r["greedy"] for r in self.results],
+            anchors=[r["greedy"] for r in results],
         )
+
+    def table_for(self, kind: str) -> AccuracyTable:
+        """What the planner uses for a question of answer type ``kind``: that type's table where
+        the set has MIN_TYPE_QUESTIONS of it, else the table over every question."""
+        if self.published is None and self.kinds().get(kind, 0) >= MIN_TYPE_QUESTIONS:
+            return self.table(kind)
+        return self.table()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +96,9 @@ class Calibration:
             "conditions": self.conditions,
             "questions": len(self.results),
             "table": self.table().to_dict() if self.results or self.published else None,
+            "by_type": {kind: self.table(kind).to_dict() for kind in sorted(self.kinds())}
+            if self.published is None and len(self.kinds()) > 1
+            else None,
             "results": self.results,
         }
 

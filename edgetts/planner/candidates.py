@@ -19,7 +19,7 @@ from ..calibration import tables
 from ..manifest import MANIFEST_NAME, PromptFormat
 from ..profiling.device_profile import DeviceProfile, ModelProfile
 from ..runtime.prompting import build_prompt, force_text
-from ..tts.answer_types import ANSWER_TOKENS
+from ..tts.answer_types import ANSWER_TOKENS, NUMBER, AnswerType
 from .scheduler import Candidate, CandidateSet, Config
 
 QUANTILE = 0.95
@@ -42,17 +42,18 @@ def _prompt_tools(name: str, manifest_mtime: float) -> tuple[Tokenizer, PromptFo
     return Tokenizer.from_file(str(entry.path / "tokenizer.json")), entry.manifest.prompt
 
 
-def prompt_cost(name: str, question: str) -> PromptCost:
-    """Exact token counts with the model's own tokenizer and template where it is in the store."""
+def prompt_cost(name: str, question: str, answer_type: AnswerType = NUMBER) -> PromptCost:
+    """Exact token counts with the model's own tokenizer and template where it is in the store
+    (the answer type words the prompt and lists a choice's options)."""
     manifest = store.entry_path(name) / MANIFEST_NAME
     if not manifest.exists():
-        estimate = TEMPLATE_TOKENS + len(question) // CHARS_PER_TOKEN
+        estimate = TEMPLATE_TOKENS + len(answer_type.question_text(question)) // CHARS_PER_TOKEN
         return PromptCost(estimate, estimate, FORCE_TOKENS)
-    return _counted_cost(name, question, manifest.stat().st_mtime)
+    return _counted_cost(name, question, answer_type, manifest.stat().st_mtime)
 
 
 @functools.lru_cache(maxsize=1024)
-def _counted_cost(name: str, question: str, manifest_mtime: float) -> PromptCost:
+def _counted_cost(name: str, question: str, answer_type: AnswerType, manifest_mtime: float) -> PromptCost:
     """Counted once per (model, question): a request is planned at arrival and again when it
     starts, and a server sees the same questions again."""
     tokenizer, fmt = _prompt_tools(name, manifest_mtime)
@@ -61,7 +62,9 @@ def _counted_cost(name: str, question: str, manifest_mtime: float) -> PromptCost
         return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
     return PromptCost(
-        count(build_prompt(fmt, question, 0)), count(build_prompt(fmt, question, 1)), count(force_text(fmt))
+        count(build_prompt(fmt, question, 0, answer_type)),
+        count(build_prompt(fmt, question, 1, answer_type)),
+        count(force_text(fmt)),
     )
 
 
@@ -81,10 +84,30 @@ def predicted_run_s(
 
 
 @functools.lru_cache(maxsize=64)
-def accuracy_table(name: str, eval_name: str, version: float | None) -> tables.AccuracyTable | None:
-    """The calibration table, computed once per file version (``version`` keys the cache)."""
-    calibration = tables.load(name, eval_name)
-    return None if calibration is None else calibration.table()
+def calibration(name: str, eval_name: str, version: float | None) -> tables.Calibration | None:
+    """The calibration, read once per file version (``version`` keys the cache)."""
+    return tables.load(name, eval_name)
+
+
+@functools.lru_cache(maxsize=128)
+def accuracy_table(
+    name: str, eval_name: str, version: float | None, kind: str = "number"
+) -> tables.AccuracyTable | None:
+    """The table for questions of answer type ``kind``, computed once per file version."""
+    found = calibration(name, eval_name, version)
+    return None if found is None else found.table_for(kind)
+
+
+def constrained(name: str, eval_name: str, kind: str) -> bool:
+    """Whether a run of ``name`` decodes a ``kind`` answer under its grammar: always for yes/no,
+    choices, texts and JSON (a free answer of those types is often unreadable); a number as its
+    calibration on ``eval_name`` was read, so that a plan's predicted accuracy is that of what
+    runs (the GSM8K tables shipped before the grammar were read unconstrained); constrained
+    where there is no calibration."""
+    if kind != "number":
+        return True
+    found = calibration(name, eval_name, tables.version(name, eval_name))
+    return True if found is None else found.constrained
 
 
 def model_candidates(
@@ -127,17 +150,20 @@ def build(
     eval_name: str = "gsm8k",
     answer_tokens: int = ANSWER_TOKENS,
     models: Sequence[str] | None = None,
+    answer_type: AnswerType = NUMBER,
 ) -> tuple[CandidateSet, list[str]]:
     """Candidates of every profiled model (or of ``models`` among them) that has a calibration
-    on ``eval_name``; the notes say which models were left out and why."""
+    on ``eval_name``, with its accuracies for answers of ``answer_type``; the notes say which
+    models were left out and why."""
     candidates: list[Candidate] = []
     notes: list[str] = []
     for name, model in sorted(profile.models.items()):
         if models is not None and name not in models:
             continue
-        table = accuracy_table(name, eval_name, tables.version(name, eval_name))
+        table = accuracy_table(name, eval_name, tables.version(name, eval_name), answer_type.kind)
         if table is None:
             notes.append(f"{name}: no {eval_name} calibration (run `edgetts calibrate {name}`)")
             continue
-        candidates += model_candidates(name, model, table, prompt_cost(name, question), answer_tokens)
+        cost = prompt_cost(name, question, answer_type)
+        candidates += model_candidates(name, model, table, cost, answer_tokens)
     return CandidateSet(candidates), notes

@@ -21,11 +21,11 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from ..errors import EdgeTTSError, RequestCancelledError
-from ..tts.answer_types import AnswerType
+from ..tts.answer_types import NUMBER, AnswerType
 from ..tts.vote import decided, majority
 from .kv_cache import KVCache
 from .onnx_model import OnnxCausalLM
-from .prompting import NUMBER, build_prompt, force_text
+from .prompting import build_prompt, force_text
 from .sampling import GREEDY, SamplingParams, sample_rows
 from .stops import StopStrings
 
@@ -42,7 +42,9 @@ class Sample:
     index: int
     think: list[int] = field(default_factory=list)
     answer: list[int] = field(default_factory=list)
-    forced_by: str = "none"  # none | budget | deadline
+    forced_by: str = "none"  # none | budget | deadline | unreadable (ended itself, then asked)
+    phase: str = "think"  # think | force (being fed the forcing text) | answer
+    pending: list[int] = field(default_factory=list)  # forcing tokens still to feed
     done: bool = False
     text: str = ""
     value: str | None = None
@@ -162,26 +164,18 @@ def generate(
     step_time = 0.0
     measured = False
     stopped_early = False
-    answering = budget == 0  # the budget-0 prompt already ends with the answer cue
     forced_by = "none"
+    if budget == 0:  # the budget-0 prompt already ends with the answer cue
+        for sample in all_samples:
+            sample.phase = "answer"
 
-    force_queue: list[int] = []  # forcing text still to be fed before the answer phase
     while batch.samples:
         if cancel is not None and cancel.is_set():
             raise RequestCancelledError("the request was cancelled while decoding")
         elapsed = time.perf_counter() - start
-        if force_queue:
-            if deadline is not None and elapsed + RESERVE_FACTOR * step_time >= deadline:
-                break  # not even time to finish forcing: return on time without an answer
-            # GroupQueryAttention on the CPU takes several new tokens after a cache only at
-            # batch 1, so a batch is fed the (short) forcing text one token per step.
-            chunk = force_queue if len(batch.samples) == 1 else force_queue[:1]
-            force_queue = force_queue[len(chunk) :]
-            next_logits = _feed(lm, batch, chunk)
-            answering = not force_queue
-            continue
-        if not answering:
-            over_budget = len(batch.samples[0].think) >= budget  # every active row has thought alike
+        thinking = [s for s in batch.samples if s.phase == "think"]
+        if thinking:
+            over_budget = len(thinking[0].think) >= budget  # every thinking row has thought alike
             force_steps = 1 if len(batch.samples) == 1 else len(force_ids)
             reserve = RESERVE_FACTOR * step_time * (answer_tokens + force_steps)
             late = deadline is not None and (
@@ -189,35 +183,55 @@ def generate(
             )
             if over_budget or late:
                 forced_by = "budget" if over_budget else "deadline"
-                for sample in batch.samples:
-                    sample.forced_by = forced_by
-                force_queue = list(force_ids)
-                continue
-        elif deadline is not None and elapsed + RESERVE_FACTOR * step_time >= deadline:
-            # Out of time mid-answer (a step may take RESERVE_FACTOR x the measured one: a late
-            # step is a missed deadline): keep what was said.
+                for sample in thinking:
+                    sample.forced_by, sample.phase, sample.pending = forced_by, "force", list(force_ids)
+        if deadline is not None and elapsed + RESERVE_FACTOR * step_time >= deadline:
+            # Out of time while forcing or answering (a step may take RESERVE_FACTOR x the
+            # measured one: a late step is a missed deadline): keep what was said.
             for sample in batch.samples:
-                sample.forced_by = "deadline"
+                if sample.phase == "answer":
+                    sample.forced_by = "deadline"
             forced_by = "deadline"
             break
+        lone = batch.samples[0] if len(batch.samples) == 1 else None
+        if lone is not None and lone.phase == "force" and len(lone.pending) == len(force_ids):
+            # GroupQueryAttention on the CPU takes several new tokens after a cache only at
+            # batch 1: a lone row cut here is fed its forcing text at once, a batch one token
+            # per step (as is a row that ended without an answer: calibration mirrors both).
+            sample = lone
+            next_logits = _feed(lm, batch, [sample.pending])
+            sample.pending, sample.phase = [], "answer"
+            continue
 
-        if answering and constraint is not None:
-            constraint.mask(next_logits, [s.index for s in batch.samples])
-        tokens = sample_rows(next_logits, params, [generators[s.index] for s in batch.samples])
+        tokens = _next_tokens(next_logits, batch.samples, params, generators, constraint)
         keep = []
         for row, (sample, token) in enumerate(zip(batch.samples, tokens.tolist(), strict=True)):
-            if token in stop_ids:
-                sample.done = True
+            if sample.phase == "force":  # fed its next forcing token, not a sampled one
+                if not sample.pending:
+                    sample.phase = "answer"
+                keep.append(row)
                 continue
+            answering = sample.phase == "answer"
             said = sample.answer if answering else sample.think
-            said.append(token)
-            if on_token:
-                on_token(sample.index, token)
+            ended = token in stop_ids
+            if not ended:
+                said.append(token)
+                if on_token:
+                    on_token(sample.index, token)
             complete = answering and constraint is not None and constraint.consume(sample.index, token)
-            if complete or (answering and len(sample.answer) >= answer_tokens) or stops.hit(said):
-                sample.done = True
+            if not (ended or complete or (answering and len(said) >= answer_tokens) or stops.hit(said)):
+                keep.append(row)
                 continue
-            keep.append(row)
+            asked = not answering and constraint is not None
+            if asked and _unreadable(sample, tokenizer, stops, answer_type):
+                # Ended its reasoning by itself without a readable answer: asked for one, as a
+                # cut sample is (its stop token is not fed; the forcing text is), so that a
+                # constrained answer type always reads.
+                sample.forced_by, sample.phase, sample.pending = "unreadable", "force", list(force_ids)
+                tokens[row] = sample.pending.pop(0)
+                keep.append(row)
+                continue
+            sample.done = True
         finished = [s for s in batch.samples if s.done]
         for sample in finished:
             _finish(sample, tokenizer, stops, answer_type)
@@ -233,7 +247,6 @@ def generate(
         # A moving average, but never below the last step: slow-downs must show at once.
         step_time = max(took, 0.8 * step_time + 0.2 * took) if measured else took
         measured = True
-
     for sample in all_samples:
         if not sample.done:  # cut by the deadline mid-answer, or cancelled by the early stop
             _finish(sample, tokenizer, stops, answer_type)
@@ -264,6 +277,34 @@ def _constraint(lm: OnnxCausalLM, answer_type: AnswerType, indices: list[int]):
         lm.model_dir / "tokenizer.json", lm.manifest.architecture.vocab_size,
         tuple(lm.manifest.prompt.stop_token_ids), answer_type, indices,
     )  # fmt: skip
+
+
+def _next_tokens(
+    logits: np.ndarray, samples: list[Sample], params: SamplingParams, generators: dict, constraint
+) -> np.ndarray:
+    """The token each row is fed next: its next forcing token, or one sampled from its stream
+    (an answering row's under the answer grammar). Rows being forced draw nothing, so a
+    sample's stream is the same whatever the other rows do."""
+    tokens = np.zeros(len(samples), dtype=np.int64)
+    drawn = [r for r, s in enumerate(samples) if s.phase != "force"]
+    for r, sample in enumerate(samples):
+        if sample.phase == "force":
+            tokens[r] = sample.pending.pop(0)
+    if not drawn:
+        return tokens
+    rows = logits if len(drawn) == len(samples) else logits[drawn]  # a copy only when rows differ
+    answering = [p for p, r in enumerate(drawn) if samples[r].phase == "answer"]
+    if constraint is not None and answering:
+        masked = rows if len(answering) == len(drawn) else rows[answering]
+        constraint.mask(masked, [samples[drawn[p]].index for p in answering])
+        if masked is not rows:
+            rows[answering] = masked
+    tokens[drawn] = sample_rows(rows, params, [generators[samples[r].index] for r in drawn])
+    return tokens
+
+
+def _unreadable(sample: Sample, tokenizer: Tokenizer, stops: StopStrings, answer_type: AnswerType) -> bool:
+    return answer_type.extract(stops.trim(tokenizer.decode(sample.think))) is None
 
 
 def _feed(lm: OnnxCausalLM, batch: _Batch, tokens) -> np.ndarray:

@@ -8,9 +8,7 @@ the tags; at the budget the end tag and the cue are injected. Budget 0 answers d
 from __future__ import annotations
 
 from ..manifest import PromptFormat
-from ..tts.answer_types import AnswerType
-
-NUMBER = AnswerType("number")
+from ..tts.answer_types import NUMBER, AnswerType
 
 
 def build_prompt(fmt: PromptFormat, question: str, budget: int, answer_type: AnswerType = NUMBER) -> str:

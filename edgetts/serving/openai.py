@@ -27,7 +27,9 @@ def usage(data: dict) -> dict[str, int]:
 
 
 def finish_reasons(answer) -> list[str]:
-    return ["length" if forced != "none" else "stop" for forced in answer.sample_forced_by]
+    """OpenAI's finish_reason per sample: "length" where the budget or the deadline cut it; a
+    sample that ended by itself (and, unreadable, was then asked for its answer) stopped."""
+    return ["length" if forced in ("budget", "deadline") else "stop" for forced in answer.sample_forced_by]
 
 
 def response(cid: str, answer) -> dict:

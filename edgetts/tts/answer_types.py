@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import EdgeTTSError
-from .answers import extract_answer
+from .answers import extract_answer, gsm8k_reference, normalize_number
 
 KINDS = ("number", "yesno", "choice", "text", "json")
 LETTERS = "ABCDEFGHIJ"
@@ -114,6 +114,37 @@ class AnswerType:
         readers = {"yesno": _yes_no, "choice": self._choice, "text": _short_text, "json": _json_object}
         return readers[self.kind](text, after)
 
+    def reference(self, answer: object) -> str:
+        """A stated (true) answer as a sample's answer of this type is normalised, so that the
+        two compare: an eval record's answer. One the type cannot hold raises EdgeTTSError."""
+        text = (
+            answer if isinstance(answer, str) else json.dumps(answer) if self.kind == "json" else str(answer)
+        )
+        if self.kind == "number":
+            value = gsm8k_reference(text) if "####" in text else normalize_number(text.strip())
+        elif self.kind == "yesno":
+            lowered = text.strip().lower().rstrip(".")
+            value = {"yes": "yes", "no": "no", "true": "yes", "false": "no"}.get(lowered)
+        elif self.kind == "choice":
+            stripped = text.strip().strip("()").rstrip(".)").strip()
+            if len(stripped) == 1 and stripped.upper() in self.letters:
+                value = stripped.upper()
+            else:
+                named = [i for i, c in enumerate(self.choices) if c.strip().lower() == text.strip().lower()]
+                value = self.letters[named[0]] if named else None
+        elif self.kind == "text":
+            value = _short_text(text, None)
+        else:
+            value = _json_object(text, None)
+        if value is None:
+            wanted = {
+                "number": "a number", "yesno": "yes or no", "text": f"a text of 1 to {MAX_TEXT_WORDS} words",
+                "choice": f"one of the letters {', '.join(self.letters)} or an option's text",
+                "json": "a JSON object",
+            }[self.kind]  # fmt: skip
+            raise EdgeTTSError(f"the answer {text!r} is not {wanted}, as a {self.kind} answer must be")
+        return value
+
     def display(self, value: str | None) -> str | None:
         """How an answer reads to a person: a choice's letter with its option's text."""
         if value is None or self.kind != "choice":
@@ -139,6 +170,9 @@ class AnswerType:
         if mentions:
             return max(mentions, key=lambda m: m.start()).group(1).upper()
         return _option_text(text, self.choices, first=False)
+
+
+NUMBER = AnswerType("number")  # GSM8K's kind, and the default where nothing says otherwise
 
 
 def infer(
@@ -283,6 +317,8 @@ def _short_text(text: str, after: str | None) -> str | None:
     line = next((line for line in span.strip().lstrip(":-– ").splitlines() if line.strip()), "")
     value = re.sub(r"\s+", " ", line).strip().strip("\"'`*").strip()
     value = re.sub(r"[.!?;,:]+$", "", value).strip().lower()
+    # SQuAD's answer normalisation drops a leading article too: "the loading bay" is "loading bay".
+    value = re.sub(r"^(?:the|a|an)\s+", "", value)
     if not value or len(value.split()) > MAX_TEXT_WORDS:
         return None
     return value
