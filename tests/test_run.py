@@ -150,3 +150,38 @@ def test_solve_gives_the_guard_what_planning_left_of_the_target(calibrated_tiny,
     monkeypatch.setattr(Engine, "generate", spy)
     engine.solve(QUESTION, latency=30.0)
     assert deadlines and deadlines[0] <= 30.0 - 0.2
+
+
+def test_a_typed_eval_set_calibrates_per_type_and_runs_always_read(converted_tiny, edgetts_home, tmp_path):
+    """calibrate, plan and run on the user's own typed eval file (by path): yes/no and choice
+    answers are decoded under their grammar, so even the tiny model's random weights give a
+    readable answer and the command succeeds."""
+    pytest.importorskip("llguidance")
+    copy_entry(converted_tiny("llama", "fp32"), edgetts_home)
+    eval_file = tmp_path / "robot.jsonl"
+    records = [{"question": f"Is {a} more than 2?", "answer": "yes" if a > 2 else "no"} for a in range(4)]
+    records += [{"question": "Which tool?", "answer": "B", "choices": ["hammer", "wrench"]}] * 2
+    eval_file.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    done = run_cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4", "--samples", "2",
+                   "--answer-tokens", "4", "--json", home=edgetts_home)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = json.loads(done.stdout)
+    assert table["questions"] == 6 and set(table["by_type"]) == {"yesno", "choice"}
+    assert table["by_type"]["yesno"]["questions"] == 4
+    saved = json.loads((edgetts_home / "calibration" / "llama-fp32.robot.json").read_text())
+    assert saved["settings"]["constrained"] is True
+    for result in saved["results"]:  # constrained answers always read
+        assert all(a is not None for row in result["sampled"] for a in row) and None not in result["greedy"]
+    assert run_cli("profile", "--quick", "--models", "llama-fp32", home=edgetts_home).returncode == 0
+    planned = run_cli("plan", "--latency", "20s", "--eval", str(eval_file), "--question", "Is 5 more than 2?",
+                      "--json", home=edgetts_home)  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    for question, allowed in (
+        ("Is 7 more than 2?", {"yes", "no"}),
+        ("Which tool? A) hammer B) wrench", {"A", "B"}),
+    ):
+        flags = ["--latency", "20s", "--models", "llama-fp32", "--eval", str(eval_file), "--json"]
+        result = run_cli("run", question, *flags, home=edgetts_home)
+        assert result.returncode == 0, result.stderr
+        answer = json.loads(result.stdout)
+        assert answer["answer"] in allowed and answer["on_time"] is True

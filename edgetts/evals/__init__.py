@@ -103,6 +103,8 @@ def problem_of(index: int, record: object, where: str) -> Problem:
 def _type_of(record: dict, question: str, choices: tuple[str, ...]) -> AnswerType:
     kind = record.get("type")
     schema = record.get("schema")
+    if kind is None and "choices" in record:  # options make a choice (and too few are an error)
+        return AnswerType("choice", choices)
     if kind is not None:
         return resolve_type(question, str(kind), choices, schema=schema)
     if not choices and not schema and _numeric(record["answer"]):
