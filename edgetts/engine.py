@@ -56,7 +56,7 @@ class Answer:
     votes: dict[str, int]
     stopped_early: bool
     samples: list[str] = field(default_factory=list)
-    # per sample: none | budget | deadline | unreadable (ended without an answer, then asked for one)
+    # per sample: none | budget | deadline | asked (ended by itself, then asked under the grammar)
     sample_forced_by: list[str] = field(default_factory=list)
     planned: dict[str, object] | None = None  # solve(): predicted_ms, predicted_accuracy, energy
     queued_ms: float | None = None  # a request's wait in the decode queue, from its arrival

@@ -172,7 +172,7 @@ def calibrate_question(
             if step == thinking[-1]:
                 break
         tokens = rows.sample(logits, params)
-        keep, unread = [], []
+        keep, asked = [], []
         for position, token in enumerate(tokens.tolist()):
             row = active[position]
             if token not in stop:
@@ -181,19 +181,18 @@ def calibrate_question(
                     keep.append(position)
                     continue
             # Ended on its own (a stop token or string): answers from its reasoning at every
-            # later budget; with the grammar, one whose reasoning holds no answer is asked for
-            # one, as the runtime asks it.
+            # later budget; with the grammar it is asked for its answer, as the runtime asks it.
             value = extract(decode(think_tokens[row]))
-            if value is None and grammar is not None:
-                unread.append(position)
+            if grammar is not None:
+                asked.append(position)
             for j, budget in enumerate(budgets):
                 if budget > step:
                     answers[row][j] = value
-        if unread:
+        if asked:
             for row, value in _ask(
                 lm,
                 rows,
-                unread,
+                asked,
                 active,
                 force_ids,
                 probe_room,
@@ -220,9 +219,9 @@ def _ask(
     params: SamplingParams, stop: set[int], stops: StopStrings, answer_tokens: int, grammar,
     read: Callable[[list[int], int], str | None],
 ) -> list[tuple[int, str | None]]:  # fmt: skip
-    """The rows at ``positions``, which ended their reasoning without an answer, asked for one
-    on a branch: forced one token per step (as the runtime feeds a row that ended so) and
-    answered under the grammar; (row, answer) for each."""
+    """The rows at ``positions``, which ended their reasoning by themselves, asked for their
+    answer on a branch: forced one token per step (as the runtime feeds a row that ended so)
+    and answered under the grammar; (row, answer) for each."""
     branch = rows.branch(room)
     order = branch.keep(positions)
     logits = _force(lm, branch, force_ids, at_once=False)
@@ -247,7 +246,7 @@ def _grammar(lm: OnnxCausalLM, answer_type: AnswerType) -> Callable[[list[int]],
 def _force(lm: OnnxCausalLM, rows: _Rows, force_ids: list[int], at_once: bool = True) -> np.ndarray:
     """Feed the forcing text (one token per step in a batch: GroupQueryAttention on the CPU takes
     several new tokens after a cache only at batch 1, as in the generator, which feeds a lone
-    row cut by the budget at once and a row that ended without an answer token by token)."""
+    row cut by the budget at once and a row that ended by itself token by token)."""
     count = len(rows.generators)
     ids = np.asarray(force_ids, dtype=np.int64)
     if count == 1 and at_once:

@@ -42,7 +42,9 @@ class Sample:
     index: int
     think: list[int] = field(default_factory=list)
     answer: list[int] = field(default_factory=list)
-    forced_by: str = "none"  # none | budget | deadline | unreadable (ended itself, then asked)
+    forced_by: str = (
+        "none"  # none | budget | deadline | asked (ended by itself, then asked under the grammar)
+    )
     phase: str = "think"  # think | force (being fed the forcing text) | answer
     pending: list[int] = field(default_factory=list)  # forcing tokens still to feed
     done: bool = False
@@ -197,7 +199,7 @@ def generate(
         if lone is not None and lone.phase == "force" and len(lone.pending) == len(force_ids):
             # GroupQueryAttention on the CPU takes several new tokens after a cache only at
             # batch 1: a lone row cut here is fed its forcing text at once, a batch one token
-            # per step (as is a row that ended without an answer: calibration mirrors both).
+            # per step (as is a row that ended by itself and is asked: calibration mirrors both).
             sample = lone
             next_logits = _feed(lm, batch, [sample.pending])
             sample.pending, sample.phase = [], "answer"
@@ -222,12 +224,12 @@ def generate(
             if not (ended or complete or (answering and len(said) >= answer_tokens) or stops.hit(said)):
                 keep.append(row)
                 continue
-            asked = not answering and constraint is not None
-            if asked and _unreadable(sample, tokenizer, stops, answer_type):
-                # Ended its reasoning by itself without a readable answer: asked for one, as a
-                # cut sample is (its stop token is not fed; the forcing text is), so that a
-                # constrained answer type always reads.
-                sample.forced_by, sample.phase, sample.pending = "unreadable", "force", list(force_ids)
+            if not answering and constraint is not None:
+                # Ended its reasoning by itself: with the grammar it is asked for its answer as a
+                # cut sample is (its stop token is not fed; the forcing text is), so that every
+                # answer of a constrained type is one the grammar allows — reading free reasoning
+                # ("Therefore, its next waypoint is the dock.") is where answers got lost.
+                sample.forced_by, sample.phase, sample.pending = "asked", "force", list(force_ids)
                 tokens[row] = sample.pending.pop(0)
                 keep.append(row)
                 continue
@@ -301,10 +303,6 @@ def _next_tokens(
             rows[answering] = masked
     tokens[drawn] = sample_rows(rows, params, [generators[samples[r].index] for r in drawn])
     return tokens
-
-
-def _unreadable(sample: Sample, tokenizer: Tokenizer, stops: StopStrings, answer_type: AnswerType) -> bool:
-    return answer_type.extract(stops.trim(tokenizer.decode(sample.think))) is None
 
 
 def _feed(lm: OnnxCausalLM, batch: _Batch, tokens) -> np.ndarray:

@@ -28,7 +28,7 @@ def usage(data: dict) -> dict[str, int]:
 
 def finish_reasons(answer) -> list[str]:
     """OpenAI's finish_reason per sample: "length" where the budget or the deadline cut it; a
-    sample that ended by itself (and, unreadable, was then asked for its answer) stopped."""
+    sample that ended by itself (and was then asked for its answer under the grammar) stopped."""
     return ["length" if forced in ("budget", "deadline") else "stop" for forced in answer.sample_forced_by]
 
 
