@@ -22,7 +22,8 @@ ANSWER_TYPE = click.option(
     type=click.Choice(["auto", *KINDS]),
     default="auto",
     show_default=True,
-    help="What answer to read; auto infers it (options: choice; 'Is/Can/Does …?': yesno; else number).",
+    help="What answer to read; auto infers it (options: choice; 'Is/Can/Does …?': yesno; "
+    "'how many …?': number; else the eval set's default).",
 )
 SCHEMA = click.option(
     "--schema", metavar="JSON|FILE", help="A json answer's JSON Schema, inline or a file (implies json)."
@@ -173,8 +174,10 @@ def plan_command(
     from .planner.report import frontier_table, plot_frontier
 
     target, cap = parse_duration(latency), parse_energy(energy)
-    kind = resolve(question, answer_type, choices, schema=read_schema(schema))
+    schema = read_schema(schema)
+    resolve(question, answer_type, choices, schema=schema)  # bad type, options or schema: one line
     engine = _engine(device_id, profile_file, eval_set)
+    kind = engine.answer_type_of(question, answer_type, choices, schema)
     chosen_plan, candidates = engine.plan(question, target, cap, best_effort, answer_type=kind)
     if plot_path:
         plot_frontier(chosen_plan, candidates, plot_path)
@@ -230,10 +233,9 @@ def run_command(
     if not question.strip():
         raise EdgeTTSError("the question is empty; pass the text to answer")
     schema = read_schema(schema)
-    kind = resolve(
-        question, answer_type, choices, schema=schema
-    )  # bad type, options or schema: before set-up
+    resolve(question, answer_type, choices, schema=schema)  # bad type, options or schema: before set-up
     engine = setup_engine(split_names(names), threads, eval_set)
+    kind = engine.answer_type_of(question, answer_type, choices, schema)
     with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
         # Which model the plan would run, so that only that one is loaded and warmed; an
         # impossible target fails here, before anything is loaded.

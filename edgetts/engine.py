@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 from . import evals, store
 from .errors import EdgeTTSError
 from .planner.candidates import build as build_candidates
-from .planner.candidates import constrained, predicted_run_s
+from .planner.candidates import constrained, default_kind, predicted_run_s
 from .planner.scheduler import Config, plan
 from .profiling.device_profile import DeviceProfile, load_for
 from .runtime.generator import Generation, generate
@@ -157,6 +157,15 @@ class Engine:
             candidates, latency, energy_j=energy, memory_bytes=memory, best_effort=best_effort
         ), candidates
 
+    def answer_type_of(
+        self, question: str, answer_type: str | None = None, choices: Sequence[str] = (),
+        schema: dict | str | None = None,
+    ) -> AnswerType:  # fmt: skip
+        """The answer type :meth:`submit` reads for ``question``: the caller's, else inferred
+        (tts/answer_types.py), with this eval set's default where no rule decides."""
+        default = default_kind(list(self.device_profile().models), self.eval_name)
+        return resolve(question, answer_type, tuple(choices), default=default, schema=schema)
+
     def warm(self, models: Sequence[str] | None = None) -> float:
         """Do before the first request what does not depend on it: detect the device, read the
         profile and calibration tables, load every tokenizer planning counts with, and load and
@@ -229,7 +238,7 @@ class Engine:
         arrival = time.perf_counter() if arrival is None else arrival
         _check_question(question)
         _check_latency(latency)
-        kind = resolve(question, answer_type, tuple(choices), schema=schema)
+        kind = self.answer_type_of(question, answer_type, choices, schema)
 
         def admit(left: float | None) -> tuple[float, float]:
             chosen = self.plan(question, left or latency, energy, best_effort, models, kind)[0]

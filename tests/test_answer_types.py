@@ -126,6 +126,14 @@ def test_there_are_at_least_sixty_extraction_cases():
         ("Pick a colour: A. red B. blue", "choice", ("red", "blue")),
         ("A robot picks 3 boxes per minute. How many boxes in 12 minutes?", "number", ()),
         ("Island of the robots is far away. How far?", "number", ()),  # "Is" must open a word
+        (
+            "The battery is at 6%. The trip needs 13%. Can it make the trip?",
+            "yesno",
+            (),
+        ),  # the asking sentence
+        ("The lidar reads 483 cm. What is that in m?", "number", ()),
+        ("The robot drove 5 m in 2 s. What was its speed in m/s?", "number", ()),
+        ("Is the door open? Answer carefully.", "yesno", ()),
     ],
 )
 def test_inference(question, kind, choices):
@@ -215,3 +223,8 @@ def test_bad_schemas_are_one_line_errors(call, message):
     with pytest.raises(EdgeTTSError, match=message) as caught:
         call()
     assert "\n" not in str(caught.value)
+
+
+def test_a_question_no_rule_types_takes_the_default():
+    assert infer("Which object is in the middle?", default="text").kind == "text"
+    assert infer("Which object is in the middle?").kind == "number"  # GSM8K's default

@@ -141,3 +141,19 @@ def test_numbers_are_constrained_as_their_table_was_calibrated(tmp_path, edgetts
     calibration.save()
     assert tables.load("m", "mine").constrained
     assert candidates.constrained("m", "mine", "number")
+
+
+def test_the_default_type_is_number_only_for_a_set_of_numbers(edgetts_home):
+    from edgetts.planner import candidates
+
+    assert candidates.default_kind(["m"], "none-yet") == "number"
+    numbers = Calibration(
+        "m", "sums", {"budgets": [0, 8], "samples": 1}, results=[_result(0, "number", True)]
+    )
+    numbers.save()
+    mixed = Calibration("m", "robot", {"budgets": [0, 8], "samples": 1}, results=[_result(0, "number", True)])
+    mixed.results.append(_result(1, "yesno", True))
+    mixed.save()
+    candidates.calibration.cache_clear()
+    assert candidates.default_kind(["m"], "sums") == "number"
+    assert candidates.default_kind(["m", "other"], "robot") == "text"

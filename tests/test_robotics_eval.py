@@ -12,6 +12,7 @@ import pytest
 
 from edgetts import evals
 from edgetts.evals import robotics
+from edgetts.tts.answer_types import infer
 
 
 def _num(text: str) -> Fraction:
@@ -218,3 +219,11 @@ def test_loading_the_named_set_types_each_question():
     assert "seed" in evals.source("robotics")
     with pytest.raises(evals.EdgeTTSError, match="questions 0 to 999"):
         evals.load("robotics", 1000)
+
+
+def test_the_inference_rule_types_every_robotics_question():
+    """Given the options, the documented rule (tts/answer_types.py) finds each question's type,
+    with text as the default of a set that mixes types."""
+    for record in robotics.records():
+        found = infer(record["question"], tuple(record.get("choices", ())), default="text")
+        assert found.kind == record["type"], record["question"]

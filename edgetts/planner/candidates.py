@@ -98,6 +98,18 @@ def accuracy_table(
     return None if found is None else found.table_for(kind)
 
 
+def default_kind(names: Sequence[str], eval_name: str) -> str:
+    """The answer type of a question no rule types (tts/answer_types.py): ``number`` where the
+    tables of ``names`` on ``eval_name`` hold numbers only (GSM8K) or there are none, ``text``
+    where the set mixes types."""
+    kinds: set[str] = set()
+    for name in names:
+        found = calibration(name, eval_name, tables.version(name, eval_name))
+        if found is not None and found.published is None:
+            kinds |= set(found.kinds())
+    return "number" if kinds <= {"number"} else "text"
+
+
 def constrained(name: str, eval_name: str, kind: str) -> bool:
     """Whether a run of ``name`` decodes a ``kind`` answer under its grammar: always for yes/no,
     choices, texts and JSON (a free answer of those types is often unreadable); a number as its

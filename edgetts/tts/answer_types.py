@@ -6,10 +6,13 @@ worse than a late one. So the type decides the instruction in the prompt ("Answe
 the extraction (a normalised value: "yes", the option's letter, the number, the lower-cased
 phrase) and therefore the vote key, so that "Yes." and "yes, because …" are one vote.
 
-Inference (when the caller names no type), in order: options given by the caller, or listed in
-the question as "A) … B) …" / "(a) … (b) …", make a ``choice``; a question that opens with an
-auxiliary verb ("Is …", "Can …", "Does …", …) is ``yesno``; otherwise the caller's default
-(``number`` for a numeric eval set such as GSM8K, else ``text``).
+Inference (when the caller names no type), in order: a schema makes ``json``; options given by
+the caller, or listed in the question as "A) … B) …" / "(a) … (b) …", make a ``choice``; then
+the asking sentence (the last one ending in "?", as a robot states its facts first) decides: one
+that opens with an auxiliary verb ("Is …", "Can …", "Does …", …) is ``yesno``, one that asks
+"how many/much/far/long/fast …" or for a value in a unit ("… in m/s?") is a ``number``;
+otherwise the caller's default (``number`` for an eval set of numbers such as GSM8K, else
+``text``; planner/candidates.default_kind).
 
 Hand-written rather than a library: the patterns are a robot's few answer shapes, and no
 maintained package extracts them from free text (grammar libraries constrain what is generated,
@@ -35,6 +38,13 @@ _CUE = re.compile(r"(?:final answer is|the answer is|answer is|answer\s*:|####)"
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _AUXILIARY = re.compile(
     r"^\s*(?:is|are|am|was|were|can|could|do|does|did|will|would|should|shall|has|have|had|may|might|must)\b",
+    re.IGNORECASE,
+)
+# A question for a quantity: "how many/much/far/long/…", or a value asked in a unit ("… in m/s?").
+_QUANTITY = re.compile(
+    r"\bhow (?:many|much|far|long|fast|old|high|tall|wide|heavy|often)\b"
+    r"|\bin (?:mm|cm|m|km|g|kg|s|ms|min|h|minutes|hours|seconds|metres|meters|m/s|cm/s|km/h|%|percent"
+    r"|degrees)\W*$",
     re.IGNORECASE,
 )
 # "A) vacuum B) soft fingers", "(a) left (b) right", "A. red B. blue": a letter, then text up to
@@ -186,9 +196,20 @@ def infer(
     inline = _inline_options(question)
     if inline:
         return AnswerType("choice", inline)
-    if _AUXILIARY.match(question):
+    asked = _asked_sentence(question)
+    if _AUXILIARY.match(asked):
         return AnswerType("yesno")
+    if _QUANTITY.search(asked):
+        return AnswerType("number")
     return AnswerType(default)
+
+
+def _asked_sentence(question: str) -> str:
+    """The sentence that asks: the last one ending in "?" (a robot's question states its facts
+    first: "The battery is at 6 %. … Can it make the trip?"), else the last sentence."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s]
+    asking = [s for s in sentences if s.rstrip().endswith("?")]
+    return (asking or sentences or [""])[-1]
 
 
 def resolve(
