@@ -75,6 +75,8 @@ TEXT_CASES = [
     ("The answer is:  Shelf   4.", "shelf 4"),
     ("left", "left"),
     ("Answer: The Red Mug;", "red mug"),
+    ("\\boxed{\\text{bottle}}", "bottle"),
+    ("the answer is \\boxed{\\text{Loading Bay}}.", "loading bay"),
     ("Therefore, the final answer is: dock 2", "dock 2"),
     ("", None),
     (

@@ -40,6 +40,7 @@ _AUXILIARY = re.compile(
     r"^\s*(?:is|are|am|was|were|can|could|do|does|did|will|would|should|shall|has|have|had|may|might|must)\b",
     re.IGNORECASE,
 )
+_LATEX_TEXT = re.compile(r"\\(?:boxed|text|textbf|mathrm)\s*\{([^{}]*)\}")
 # A question for a quantity: "how many/much/far/long/…", or a value asked in a unit ("… in m/s?").
 _QUANTITY = re.compile(
     r"\bhow (?:many|much|far|long|fast|old|high|tall|wide|heavy|often)\b"
@@ -335,6 +336,8 @@ def _json_object(text: str, after: str | None) -> str | None:
 
 def _short_text(text: str, after: str | None) -> str | None:
     span = after if after is not None else text
+    for _ in range(3):  # "\boxed{\text{bottle}}" is bottle, one wrapper at a time
+        span = _LATEX_TEXT.sub(r"\1", span)
     line = next((line for line in span.strip().lstrip(":-– ").splitlines() if line.strip()), "")
     value = re.sub(r"\s+", " ", line).strip().strip("\"'`*").strip()
     value = re.sub(r"[.!?;,:]+$", "", value).strip().lower()
