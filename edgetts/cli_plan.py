@@ -9,7 +9,7 @@ import json
 import click
 from rich.console import Console
 
-from .cli_profile import progress_bar, setup_engine, split_names, stdout_console
+from .cli_profile import progress_bar, setup_engine, split_names, stdout_console, warn_if_busy
 from .durations import parse_duration
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
 from .planner.scheduler import format_duration
@@ -132,7 +132,8 @@ def calibrate(
 
 
 def _engine(device_id: str | None, profile_file: str | None, eval_set: str):
-    """An Engine planning with ``--profile FILE``, else ``--device``'s profile, else this device's."""
+    """An Engine planning with ``--profile FILE``, else ``--device``'s profile, else this device's
+    (with a warning where that profile was measured under load)."""
     from pathlib import Path
 
     from .engine import Engine
@@ -141,7 +142,9 @@ def _engine(device_id: str | None, profile_file: str | None, eval_set: str):
 
     path = Path(profile_file) if profile_file else None
     target = device_id or (load(path).device_id if path else detect().id)
-    return Engine(profile=load_for(target, path), eval_name=eval_set)
+    profile = load_for(target, path)
+    warn_if_busy(profile)
+    return Engine(profile=profile, eval_name=eval_set)
 
 
 @click.command("plan")

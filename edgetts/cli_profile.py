@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
@@ -13,6 +15,10 @@ from rich.table import Table
 
 from .profiling import device_profile
 from .profiling.device_profile import DeviceProfile, ProfileError
+
+if TYPE_CHECKING:
+    from .profiling.load import LoadReading
+    from .profiling.profiler import CheckRow
 
 console = Console(stderr=True)
 CHECK_TARGET = 0.08  # the issue's MAPE target for held-out configurations on this machine
@@ -46,14 +52,18 @@ def split_names(text: str | None) -> list[str] | None:
 
 
 def profile_this_device(names: list[str] | None, quick: bool, threads: int | None) -> DeviceProfile:
-    """Sweep ``names`` (default: every store entry), fit, merge into this device's profile, save."""
+    """Sweep ``names`` (default: every store entry), fit, merge into this device's profile, save.
+    A sweep the machine's other load disturbed is measured again, and said so (see
+    profiler.watched_sweep); whether the result is busy is the caller's to warn about."""
     from .profiling.device import describe, detect
     from .profiling.energy import meter_for
+    from .profiling.load import LoadMeter
     from .profiling.profiler import conditions, measured_profile, merge, profile_entry, select_entries
     from .profiling.sweep import FULL, QUICK
 
     info = detect()
     meter = meter_for(info)
+    load = LoadMeter()
     entries = select_entries(names)
     plan = QUICK if quick else FULL
     models = {}
@@ -61,17 +71,50 @@ def profile_this_device(names: list[str] | None, quick: bool, threads: int | Non
         for entry in entries:
             advance(f"profiling {entry.name}")
             models[entry.name] = profile_entry(
-                entry, plan, meter=meter, meter_source=meter.source, threads=threads, tick=advance
-            )
+                entry, plan, meter=meter, meter_source=meter.source, threads=threads, tick=advance,
+                load=load, on_busy=repeating(entry.name),
+            )  # fmt: skip
     profile = merge(describe(info), measured_profile(info.id), models, conditions(meter.source, meter.notes))
     profile.save()
     return profile
 
 
+def repeating(name: str) -> Callable[[LoadReading], None]:
+    """What the user reads when a busy sweep of ``name`` is measured again: why profiling takes
+    twice as long."""
+
+    def say(reading: LoadReading) -> None:
+        console.print(
+            f"the machine was busy while profiling {name} ({reading.describe()}): measuring it again",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    return say
+
+
+def warn_if_busy(profile: DeviceProfile) -> None:
+    """One line on stderr where ``profile`` was measured under load: its latencies are the loaded
+    machine's, so plans made with it may choose less than the device can do on a quiet machine
+    (and a check against it fails once the load is gone)."""
+    from .profiling.load import LoadReading
+
+    load = profile.busy_load()
+    if load is None:
+        return
+    console.print(
+        f"[yellow]warning:[/] the profile of {profile.device_id} was measured under load "
+        f"({LoadReading.from_dict(load).describe()}); its predicted latencies may be too long for this "
+        "device when quiet: re-profile on a quiet machine (`edgetts profile`)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def ensure_profile(device_id: str, models: list[str], threads: int | None) -> DeviceProfile:
     """This device's measured profile restricted to ``models``, profiling the missing ones
     --quick first and saying so (what `run` and `bench` do on a fresh machine; they measure this
-    device, so a published profile will not do)."""
+    device, so a published profile will not do). Warns where those models were measured busy."""
     from .profiling.profiler import measured_profile
 
     profile = measured_profile(device_id)
@@ -85,6 +128,7 @@ def ensure_profile(device_id: str, models: list[str], threads: int | None) -> De
         )
         profile = profile_this_device(missing, quick=True, threads=threads)
     profile.models = {n: m for n, m in profile.models.items() if n in models}
+    warn_if_busy(profile)
     return profile
 
 
@@ -149,9 +193,10 @@ def profile(ctx: click.Context, names: str | None, quick: bool, threads: int | N
     result = profile_this_device(split_names(names), quick, threads)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    stdout_console().print(summary_table(result))
-    console.print(f"wrote {result.path}", highlight=False)
+    else:
+        stdout_console().print(summary_table(result))
+        console.print(f"wrote {result.path}", highlight=False)
+    warn_if_busy(result)
 
 
 @profile.command()
@@ -163,14 +208,22 @@ def profile(ctx: click.Context, names: str | None, quick: bool, threads: int | N
 @click.option(
     "--count", type=click.IntRange(min=1), default=9, show_default=True, help="Configurations per model."
 )
+@click.option(
+    "--max-error",
+    type=click.FloatRange(min=0, min_open=True),
+    default=CHECK_TARGET,
+    show_default=True,
+    help="With --check: fail (exit 1) when the held-out MAPE is over this (0.08: 8 %).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
 @click.option("--json", "as_json", is_flag=True)
 def show(
-    device_id: str | None, path: str | None, run_check: bool, count: int, seed: int, threads: int | None,
-    as_json: bool,
+    device_id: str | None, path: str | None, run_check: bool, count: int, max_error: float, seed: int,
+    threads: int | None, as_json: bool,
 ) -> None:  # fmt: skip
-    """Print a device profile; with --check, its prediction error on fresh measurements."""
+    """Print a device profile; with --check, its prediction error on fresh measurements (over
+    --max-error exits 1)."""
     from pathlib import Path
 
     from .profiling.device import detect
@@ -189,11 +242,16 @@ def show(
             f"--check re-measures on this device ({here}), but the profile is of {loaded.device_id}; "
             "run the check on that device"
         )
-    check_profile(loaded, count, seed, threads, as_json)
+    check_profile(loaded, count, seed, threads, as_json, max_error)
 
 
-def check_profile(loaded: DeviceProfile, count: int, seed: int, threads: int | None, as_json: bool) -> None:
+def check_profile(
+    loaded: DeviceProfile, count: int, seed: int, threads: int | None, as_json: bool, max_error: float
+) -> None:
+    """Re-measure held-out configurations under a load meter; a MAPE over ``max_error`` fails
+    (exit 1) with the loads now and at profile time, which say whether re-profiling will help."""
     from . import store
+    from .profiling.load import LoadMeter
     from .profiling.profiler import check
 
     names = [n for n, m in sorted(loaded.models.items()) if m.source == "measured" and store.exists(n)]
@@ -201,16 +259,29 @@ def check_profile(loaded: DeviceProfile, count: int, seed: int, threads: int | N
         raise ProfileError(
             f"none of the measured models in {loaded.path} is in the model store; nothing to check"
         )
+    meter = LoadMeter()
+    meter.begin()
     with progress_bar("checking", count * len(names)) as advance:
         rows = check(loaded, names, count=count, seed=seed, threads=threads, tick=advance)
+    now = meter.end()
     mape = float(np.mean([abs(r.error) for r in rows]))
+    passed = mape <= max_error
     if as_json:
         click.echo(json.dumps({
-            "mape": mape, "target": CHECK_TARGET,
+            "mape": mape, "max_error": max_error, "passed": passed, "load": now.to_dict(),
+            "profile_load": loaded.measured_load(),
             "rows": [{"model": r.model, "phase": r.phase, "config": r.config, "measured_s": r.measured_s,
                       "predicted_s": r.predicted_s, "error": r.error} for r in rows],
         }, indent=2))  # fmt: skip
-        return
+    else:
+        print_check(loaded, rows, mape, max_error, now)
+    if not passed:
+        raise ProfileError(check_failure(loaded, mape, max_error, now))
+
+
+def print_check(
+    loaded: DeviceProfile, rows: list[CheckRow], mape: float, max_error: float, now: LoadReading
+) -> None:
     table = Table(title=f"held-out check of {loaded.path}")
     for column in ("model", "phase", "configuration", "measured", "predicted", "error"):
         table.add_column(column, no_wrap=True)
@@ -220,8 +291,28 @@ def check_profile(loaded: DeviceProfile, count: int, seed: int, threads: int | N
             f"{100 * r.error:+.1f} %",
         )  # fmt: skip
     stdout_console().print(table)
-    verdict = "[green]within[/]" if mape <= CHECK_TARGET else "[red]over[/]"
+    verdict = "[green]within[/]" if mape <= max_error else "[red]over[/]"
     console.print(
-        f"MAPE {100 * mape:.1f} % over {len(rows)} configurations, "
-        f"{verdict} the {100 * CHECK_TARGET:.0f} % target"
+        f"MAPE {100 * mape:.1f} % over {len(rows)} configurations, {verdict} --max-error "
+        f"{100 * max_error:g} %; during the check {now.describe()}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def check_failure(loaded: DeviceProfile, mape: float, max_error: float, now: LoadReading) -> str:
+    """Why a check failed, in one line: the profile no longer predicts this machine, and the
+    loads now and then tell a busy check (wait for quiet) from a busy profile (re-profile)."""
+    from .profiling.load import LoadReading
+
+    then = loaded.measured_load()
+    recorded = "not recorded" if then is None else LoadReading.from_dict(then).describe()
+    if now.busy:
+        advice = "the machine is busy now: check again on a quiet machine, and re-profile if it still fails"
+    else:
+        advice = "re-profile on this quiet machine (`edgetts profile`)"
+    return (
+        f"the profile of {loaded.device_id} mispredicts held-out configurations by {100 * mape:.1f} % "
+        f"(MAPE), over --max-error {100 * max_error:g} %: {advice}; load during the check: "
+        f"{now.describe()}; at profile time: {recorded}"
     )

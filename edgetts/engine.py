@@ -364,6 +364,8 @@ class Engine:
             "energy_source": reading.source,
             "replanned_fastest": plan_now.best_effort and not best_effort,
         }
+        if self.device_profile().busy_load() is not None:  # its predictions are a loaded machine's
+            answer.planned["profile_busy"] = True
         return answer
 
     def _memory_cap(self) -> int | None:

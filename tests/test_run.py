@@ -75,7 +75,9 @@ def test_plan_shows_the_frontier_and_impossible_targets_fail_cleanly(calibrated_
     )
     assert impossible.returncode != 0
     assert "fastest achievable is" in impossible.stderr and "Traceback" not in impossible.stderr
-    assert len(impossible.stderr.strip().splitlines()) == 1
+    # one error line (and a warning line where the busy machine made the profile a busy one)
+    lines = impossible.stderr.strip().splitlines()
+    assert len([line for line in lines if not line.startswith("warning:")]) == 1, impossible.stderr
     flags = ["--best-effort", "--models", "llama-fp32", "--eval", "sums", "--json"]
     best = run_cli("run", QUESTION, "--latency", "1ms", *flags, home=home)
     late = json.loads(best.stdout)

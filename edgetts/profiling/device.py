@@ -108,7 +108,7 @@ def detect(root: Path = Path("/")) -> DeviceInfo:
             logical_cores=logical,
             memory_bytes=memory,
             gpu=_gpu(root, spec),
-            power_mode=_power_mode(root, spec) if jetson else None,
+            power_mode=read_power_mode(root, spec) if jetson else None,
             jetson_clocks=_jetson_clocks(root) if jetson else None,
             l4t=_l4t(root),
         )
@@ -225,7 +225,7 @@ def _gpu(root: Path, spec: DeviceSpec | None) -> GpuInfo | None:
     return None
 
 
-def _power_mode(root: Path, spec: DeviceSpec | None) -> str | None:
+def read_power_mode(root: Path, spec: DeviceSpec | None) -> str | None:
     """nvpmodel keeps the active mode in /var/lib/nvpmodel/status ("pmode:0002 …"); without that
     file the boot default of /etc/nvpmodel.conf applies. Names come from nvpmodel.conf, which is
     what the board really runs, and only then from the spec."""

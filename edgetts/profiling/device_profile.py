@@ -163,6 +163,24 @@ class DeviceProfile:
         self.path = target
         return target
 
+    def measured_load(self) -> dict[str, Any] | None:
+        """The machine's other load its models were measured under (profiling.load's reading as
+        recorded): the busiest model's — busy first, then the largest foreign CPU share — else
+        the conditions' own; None where nothing was recorded (profiles made before edgetts
+        recorded load, published ones). Only the models it holds count, so a profile cut down
+        to the models a plan uses speaks for those."""
+        measured = [m.details.get("measured") for m in self.models.values()]
+        recorded = [d["load"] for d in measured if isinstance(d, dict) and isinstance(d.get("load"), dict)]
+        if recorded:
+            return max(recorded, key=lambda d: (bool(d.get("busy")), float(d.get("foreign_cpu") or 0)))
+        load = self.conditions.get("load")
+        return load if isinstance(load, dict) else None
+
+    def busy_load(self) -> dict[str, Any] | None:
+        """:meth:`measured_load` where it says busy, else None (not known busy)."""
+        load = self.measured_load()
+        return load if load is not None and load.get("busy") else None
+
     def model(self, name: str) -> ModelProfile:
         if name not in self.models:
             raise ProfileError(

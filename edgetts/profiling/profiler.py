@@ -4,6 +4,7 @@ device profile atomically, and check a profile against fresh held-out measuremen
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import gc
 import platform
@@ -18,9 +19,11 @@ from .. import __version__, store
 from ..runtime.onnx_model import OnnxCausalLM, default_threads
 from .device_profile import DeviceProfile, ModelProfile, PowerModel, ProfileError, find
 from .latency_model import LatencyModel, fit_decode, fit_prefill
-from .sweep import Point, SweepPlan, measure_decode, measure_prefill, run_sweep
+from .load import LoadMeter, LoadReading
+from .sweep import Point, Sweep, SweepPlan, measure_decode, measure_prefill, run_sweep
 
 Tick = Callable[[], None]
+OnBusy = Callable[[LoadReading], None]
 
 
 def kv_bytes_per_token(lm: OnnxCausalLM) -> int:
@@ -53,12 +56,32 @@ def power_model(sweep_prefill: list[Point], sweep_decode: list[Point], source: s
     )
 
 
+def watched_sweep(
+    lm: OnnxCausalLM, plan: SweepPlan, meter, tick: Tick, load: LoadMeter, on_busy: OnBusy
+) -> tuple[Sweep, LoadReading, int]:
+    """The sweep with the machine's other load measured over it; a busy sweep is measured once
+    more (another process's burst is often over by then), and if that one is busy too it is kept
+    and its reading says so. Returns the sweep kept, its reading and how many sweeps ran."""
+    load.begin()
+    sweep = run_sweep(lm, plan, meter, tick)
+    reading = load.end()
+    if not reading.busy:
+        return sweep, reading, 1
+    on_busy(reading)
+    load.begin()
+    sweep = run_sweep(lm, plan, meter, tick)
+    return sweep, load.end(), 2
+
+
 def profile_entry(
     entry: store.StoreEntry, plan: SweepPlan, meter=None, meter_source: str = "unavailable",
-    threads: int | None = None, tick: Tick = lambda: None,
+    threads: int | None = None, tick: Tick = lambda: None, load: LoadMeter | None = None,
+    on_busy: OnBusy = lambda reading: None,
 ) -> ModelProfile:  # fmt: skip
+    """Sweep, fit and describe ``entry``; ``on_busy(reading)`` is told before a busy sweep is
+    measured again (see watched_sweep)."""
     lm, resident = load_measured(entry, threads)
-    sweep = run_sweep(lm, plan, meter, tick)
+    sweep, reading, sweeps = watched_sweep(lm, plan, meter, tick, load or LoadMeter(), on_busy)
     latency = LatencyModel(
         prefill=fit_prefill([p.length for p in sweep.prefill], [p.seconds for p in sweep.prefill]),
         decode=fit_decode(
@@ -88,6 +111,8 @@ def profile_entry(
                 "repeats": plan.repeats,
                 "warmup": plan.warmup,
                 "peak_rss_bytes": sweep.peak_rss_bytes,
+                "sweeps": sweeps,
+                "load": reading.to_dict(),
             }
         },
     )
@@ -110,12 +135,18 @@ def merge(
     device: dict, existing: DeviceProfile | None, new: dict[str, ModelProfile], conds: dict
 ) -> DeviceProfile:
     """Models measured now replace their old sections; other measured models are kept (a
-    profile grows as the user profiles more models). A published file is never merged into."""
+    profile grows as the user profiles more models). A published file is never merged into.
+    The conditions say whether any model the file holds was measured busy, and the load seen."""
     models: dict[str, ModelProfile] = {}
     if existing is not None and existing.conditions.get("source") == "measured":
         models.update(existing.models)
     models.update(new)
-    return DeviceProfile(device=device, conditions=conds, models=models)
+    profile = DeviceProfile(device=device, conditions=conds, models=models)
+    load = profile.measured_load()
+    if load is not None:
+        # a copy: one dict in two places would be written as a YAML anchor and alias
+        profile.conditions = {**conds, "busy": bool(load.get("busy")), "load": copy.deepcopy(load)}
+    return profile
 
 
 def select_entries(names: Iterable[str] | None) -> list[store.StoreEntry]:
