@@ -12,6 +12,7 @@ from rich.console import Console
 from .cli_profile import progress_bar, setup_engine, split_names, stdout_console, warn_if_busy
 from .durations import parse_duration
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
+from .planner.correction import MIN_RUNS
 from .planner.scheduler import format_duration
 from .tts.answer_types import KINDS, resolve
 
@@ -182,6 +183,11 @@ def plan_command(
     engine = _engine(device_id, profile_file, eval_set)
     kind = engine.answer_type_of(question, answer_type, choices, schema)
     chosen_plan, candidates = engine.plan(question, target, cap, best_effort, answer_type=kind)
+    correction = {
+        name: factors.to_dict()
+        for name in sorted(engine.device_profile().models)
+        if (factors := engine.correction().factors(name)).runs >= MIN_RUNS
+    }
     if plot_path:
         plot_frontier(chosen_plan, candidates, plot_path)
     if as_json:
@@ -197,10 +203,17 @@ def plan_command(
         click.echo(json.dumps({
             "device": engine.device_profile().device_id, "target_ms": 1000 * chosen_plan.target_s,
             "best_effort": chosen_plan.best_effort, "chosen": row(chosen_plan.chosen),
-            "frontier": [row(c) for c in chosen_plan.frontier],
+            "frontier": [row(c) for c in chosen_plan.frontier], "latency_correction": correction,
         }, indent=2))  # fmt: skip
         return
     stdout_console().print(frontier_table(chosen_plan))
+    for name, factors in correction.items():
+        console.print(
+            f"latency correction in use for {name}: prefill x{factors['prefill']:g}, decode "
+            f"x{factors['decode']:g} (what its last {factors['runs']} runs measured against the profile)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @click.command("run")

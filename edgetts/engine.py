@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psutil
 from tokenizers import Tokenizer
@@ -26,7 +26,8 @@ from tokenizers import Tokenizer
 from . import evals, store
 from .errors import EdgeTTSError
 from .planner.candidates import build as build_candidates
-from .planner.candidates import constrained, default_kind, predicted_run_s
+from .planner.candidates import constrained, default_kind, predicted_run_s, prompt_cost
+from .planner.correction import Correction, corrected, ratios
 from .planner.scheduler import Config, plan
 from .profiling.device_profile import DeviceProfile, load_for
 from .runtime.generator import Generation, generate
@@ -105,13 +106,17 @@ class Answer:
 
 class Engine:
     def __init__(
-        self, threads: int | None = None, profile: DeviceProfile | None = None, eval_name: str = "gsm8k"
-    ):
+        self, threads: int | None = None, profile: DeviceProfile | None = None, eval_name: str = "gsm8k",
+        correct: bool = True,
+    ):  # fmt: skip
         """``profile``: the device profile :meth:`solve` plans with (default: this device's);
         ``eval_name``: whose calibration tables give the accuracies it maximises (a name, or
-        the JSONL file it was calibrated on)."""
+        the JSONL file it was calibrated on); ``correct``: scale the profile's predictions by
+        what planned runs measure (planner/correction.py), saved next to a profile file."""
         self.threads = threads
         self.eval_name = evals.name_of(eval_name)
+        self.correct = correct
+        self._correction: Correction | None = None
         self._profile = profile
         self._info = None
         self._models: dict[str, tuple[OnnxCausalLM, Tokenizer]] = {}
@@ -123,6 +128,31 @@ class Engine:
             if self._profile is None:
                 self._profile = load_for(self._device().id)
             return self._profile
+
+    def correction(self) -> Correction:
+        """What planned runs measured against this profile: read from next to the profile file
+        (``<device>.correction.yaml``) once, kept in memory for a profile that has no file."""
+        profile = self.device_profile()
+        with self._lock:
+            if self._correction is None:
+                path = (
+                    profile.path.with_name(f"{profile.path.stem}.correction.yaml") if profile.path else None
+                )
+                self._correction = Correction.load(path) if path else Correction()
+            return self._correction
+
+    def planning_profile(self) -> DeviceProfile:
+        """The profile with each model's predictions scaled by the run-time correction (the
+        profile itself with ``correct=False``)."""
+        profile = self.device_profile()
+        if not self.correct:
+            return profile
+        state = self.correction()
+        models = {
+            name: replace(model, latency=corrected(model.latency, state.factors(name)))
+            for name, model in profile.models.items()
+        }
+        return replace(profile, models=models)
 
     def _device(self):
         """This machine, detected once (a benign race: two threads may both detect it)."""
@@ -147,7 +177,7 @@ class Engine:
         if latency <= 0:
             raise EdgeTTSError(f"latency {latency} s is not positive")
         candidates, notes = build_candidates(
-            self.device_profile(), question, self.eval_name, answer_tokens=answer_type.answer_tokens,
+            self.planning_profile(), question, self.eval_name, answer_tokens=answer_type.answer_tokens,
             models=models, answer_type=answer_type,
         )  # fmt: skip
         if not len(candidates):
@@ -275,7 +305,7 @@ class Engine:
         self.load(model)  # an unknown model fails here, at once, not in the queue
 
         def admit(_left: float | None) -> tuple[float, float]:
-            profiled = self.device_profile().models.get(model)
+            profiled = self.planning_profile().models.get(model)
             if profiled is None:
                 return 0.0, 0.0  # nothing to predict with: it counts as no work ahead of others
             predicted = predicted_run_s(model, profiled, prompt, budget, samples, answer_tokens)
@@ -339,6 +369,8 @@ class Engine:
             on_start(config)
         meter = self._meter()
         meter.begin()
+        profiled = self.planning_profile().models[config.model]
+        context = prompt_cost(config.model, question, kind).thinking
         # The guard gets what is left of the request's time after planning (and any load).
         answer = self.generate(
             question,
@@ -351,6 +383,7 @@ class Engine:
             cancel=job.cancel,
             answer_type=kind,
             answer_tokens=kind.answer_tokens,
+            expected_step_s=float(profiled.latency.step_s(config.samples, context)),
         )
         reading = meter.end()
         answer.latency_ms = 1000 * (time.perf_counter() - job.arrival)  # from arrival, as the deadline
@@ -366,7 +399,28 @@ class Engine:
         }
         if self.device_profile().busy_load() is not None:  # its predictions are a loaded machine's
             answer.planned["profile_busy"] = True
+        if self.correct:
+            answer.planned.update(self._observe(config.model, question, kind, answer))
         return answer
+
+    def _observe(self, model: str, question: str, kind: AnswerType, answer: Answer) -> dict:
+        """Feed what this run measured into the correction; what the answer reports of it."""
+        latency = self.device_profile().models[model].latency
+        force = prompt_cost(model, question, kind).force
+        batch = len(answer.sample_forced_by)
+        steps = [  # model steps each sample took: its tokens, and the forcing text if it was fed
+            think + said + ((force if batch > 1 else 1) if forced != "none" else 0)
+            for think, said, forced in zip(
+                answer.tokens["think"], answer.tokens["answer"], answer.sample_forced_by, strict=True
+            )
+        ]
+        prompt = int(answer.tokens["prompt"])
+        state = self.correction()
+        state.observe(
+            model, *ratios(latency, prompt, answer.prefill_ms / 1000, answer.decode_ms / 1000, steps)
+        )
+        state.save()
+        return {"latency_correction": state.factors(model).to_dict(), "drift": state.drifting(model, latency)}
 
     def _memory_cap(self) -> int | None:
         """What a configuration may use: this machine's free memory (plus what edgetts already
@@ -411,6 +465,7 @@ class Engine:
         cancel: threading.Event | None = None,
         answer_type: AnswerType = NUMBER,
         constrain: bool | None = None,
+        expected_step_s: float | None = None,
     ) -> Answer:
         """One generation with the configuration given (no plan, no queue): see
         runtime.generator.generate. ``constrain`` (None: as planner/candidates.constrained says
@@ -422,6 +477,7 @@ class Engine:
             lm, tokenizer, prompt, budget=budget, samples=samples, answer_tokens=answer_tokens,
             deadline=deadline, seed=seed, sampling=sampling, on_token=on_token, anchor=anchor,
             stop=stop, cancel=cancel, answer_type=answer_type, constrain=constrain,
+            expected_step_s=expected_step_s,
         )  # fmt: skip
         return Answer(
             text=result.answer,

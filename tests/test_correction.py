@@ -3,12 +3,15 @@ decode prediction for what a run actually did, and persistence."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from edgetts.errors import EdgeTTSError
 from edgetts.planner import correction
 from edgetts.planner.correction import Correction, Factors, corrected, predicted_decode_s, ratios
+from edgetts.profiling.device_profile import DeviceProfile
 from edgetts.profiling.latency_model import LatencyModel, fit_decode, fit_prefill
 
 
@@ -90,3 +93,81 @@ def test_the_state_survives_a_restart_and_a_damaged_file_says_what_to_do(tmp_pat
     path.write_text("models: [not, a, mapping]\n")
     with pytest.raises(EdgeTTSError, match="delete it"):
         Correction.load(path)
+
+
+def _slowed(monkeypatch, seconds: float) -> None:
+    """Every model call of the tiny model takes ``seconds`` more: a device slower than before."""
+    from edgetts.runtime.onnx_model import OnnxCausalLM
+
+    run = OnnxCausalLM.run
+
+    def slow_run(self, cache, input_ids):
+        time.sleep(seconds)
+        return run(self, cache, input_ids)
+
+    monkeypatch.setattr(OnnxCausalLM, "run", slow_run)
+
+
+def _profiled(seconds: float, monkeypatch) -> DeviceProfile:
+    from edgetts import store
+    from edgetts.profiling.profiler import profile_entry
+    from edgetts.profiling.sweep import QUICK
+
+    with monkeypatch.context() as patch:
+        _slowed(patch, seconds)
+        model = profile_entry(store.get("llama-fp32"), QUICK, threads=1)
+    return DeviceProfile({"id": "here"}, {"source": "measured"}, {"llama-fp32": model})
+
+
+def _ramp_table() -> None:
+    """A table where accuracy grows with budget and votes (the tiny model's own is all zeros, on
+    which every plan is the fastest one), published so that no run has to earn it."""
+    from edgetts.calibration.accuracy import AccuracyTable
+    from edgetts.calibration.tables import Calibration
+
+    mean = np.array([[0.10, 0.12, 0.13, 0.14], [0.20, 0.24, 0.26, 0.28], [0.40, 0.46, 0.50, 0.52]])
+    table = AccuracyTable([0, 4, 16], [1, 2, 3, 4], mean, mean, mean, questions=100)
+    Calibration("llama-fp32", "ramp", {"budgets": [0, 4, 16], "samples": 3}, published=table).save()
+
+
+def test_the_correction_converges_on_a_slowed_session_and_the_plan_follows(tiny_service_home, monkeypatch):
+    """Profiled at 4 ms a model call, then run at 10 ms: within a few runs the planner predicts
+    what a profile taken at 10 ms predicts, and chooses what that profile would choose."""
+    from edgetts.engine import Engine
+
+    home, _ = tiny_service_home
+    monkeypatch.setenv("EDGETTS_HOME", str(home))
+    _ramp_table()
+    before, after = _profiled(0.004, monkeypatch), _profiled(0.010, monkeypatch)
+    engine = Engine(threads=1, profile=before, eval_name="ramp")
+    reference = Engine(threads=1, profile=after, eval_name="ramp", correct=False)
+    _slowed(monkeypatch, 0.010)
+    try:
+        question = "Question: what is 4 plus 7?"
+        target = 2.0
+        for seed in range(correction.MIN_RUNS + 2):
+            answer = engine.solve(question, target, seed=seed, best_effort=True)
+            assert answer.planned["latency_correction"]["runs"] == seed + 1
+        factors = engine.correction().factors("llama-fp32")
+        assert 1.6 < factors.decode < 3.2 and 1.3 < factors.prefill < 3.5, factors
+        assert not answer.planned["drift"] or factors.decode > 1.9  # outside a tight band: drift may show
+        corrected_plan, corrected_candidates = engine.plan(question, target)
+        wanted_plan, wanted_candidates = reference.plan(question, target)
+        predicted = {c.config: c.latency_s for c in wanted_candidates.candidates}
+        for candidate in corrected_candidates.candidates:
+            assert candidate.latency_s == pytest.approx(predicted[candidate.config], rel=0.35)
+        uncorrected = Engine(threads=1, profile=before, eval_name="ramp", correct=False)
+        frontier = sorted({round(c.latency_s, 4) for c in wanted_plan.frontier})
+        gaps = [(b / a, (a * b) ** 0.5) for a, b in zip(frontier, frontier[1:], strict=False) if b / a > 1.4]
+        assert gaps, f"the slowed profile's frontier should have a clear step: {frontier}"
+        for _, middle in gaps:  # targets where the slowed profile's choice is unambiguous
+            chosen = engine.plan(question, middle)[0].chosen.config
+            assert chosen == reference.plan(question, middle)[0].chosen.config
+        assert any(
+            engine.plan(question, m)[0].chosen.config != uncorrected.plan(question, m)[0].chosen.config
+            for _, m in gaps
+        ), "the correction should change some plan"
+        assert corrected_plan.chosen.latency_s <= target
+    finally:
+        engine.close()
+        reference.close()

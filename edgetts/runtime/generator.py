@@ -97,6 +97,7 @@ def generate(
     cancel: threading.Event | None = None,
     answer_type: AnswerType = NUMBER,
     constrain: bool | None = None,
+    expected_step_s: float | None = None,
 ) -> Generation:
     """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens
     (0 = answer directly, -1 = until the context is full).
@@ -121,7 +122,9 @@ def generate(
     (tts/constrain.py; needs the ``grammar`` extra, else the answer is read unconstrained).
     None (the default) constrains every type but numbers: the shipped GSM8K tables were
     calibrated reading numbers unconstrained, and a plan's predicted accuracy must be that of
-    what runs; True constrains numbers too.
+    what runs; True constrains numbers too. ``expected_step_s``: what a decode step is expected
+    to take, which the deadline guard uses until it has measured one (without it, the guard can
+    only stop at the deadline itself before the first step is timed).
     """
     start = time.perf_counter()
     _check_request(question, budget, samples, answer_tokens, deadline)
@@ -163,7 +166,9 @@ def generate(
     # Until a decode step has been measured, the deadline guard only stops at the deadline
     # itself: the prefill time says little about a step (it amortises the weights over the
     # prompt), and taking it as the step time forced every long prompt to answer at once.
-    step_time = 0.0
+    # ``expected_step_s`` (the profile's step for this batch, corrected by what runs measured:
+    # planner/correction.py) stands in until then; the first measured step replaces it.
+    step_time = expected_step_s or 0.0
     measured = False
     stopped_early = False
     forced_by = "none"
@@ -181,7 +186,7 @@ def generate(
             force_steps = 1 if len(batch.samples) == 1 else len(force_ids)
             reserve = RESERVE_FACTOR * step_time * (answer_tokens + force_steps)
             late = deadline is not None and (
-                elapsed + step_time + reserve >= deadline if measured else elapsed >= deadline
+                elapsed + step_time + reserve >= deadline if step_time > 0 else elapsed >= deadline
             )
             if over_budget or late:
                 forced_by = "budget" if over_budget else "deadline"
