@@ -167,3 +167,25 @@ def test_the_ladder_ships_measured_gsm8k_tables(edgetts_home):
     qwen = tables.load("qwen2.5-coder-0.5b-int4", "gsm8k").table()
     most = max(qwen.samples)
     assert qwen.at(max(qwen.budgets), most) > qwen.at(0, most), "reasoning should pay on GSM8K"
+
+
+def test_the_ladder_ships_constrained_robotics_tables_per_type(edgetts_home):
+    from edgetts.evals import robotics
+    from edgetts.ladder import shipped_models
+
+    assert [rung[0] for rung in shipped_models("robotics")] == [rung[0] for rung in shipped_models()]
+    for name, _, quant in shipped_models("robotics"):
+        calibration = tables.load(name, "robotics")
+        assert calibration.source == "measured" and calibration.constrained
+        assert calibration.conditions["quant"] == quant and "seed" in calibration.conditions["eval_path"]
+        indices = [r["index"] for r in calibration.results]
+        assert indices == list(range(len(indices))) and max(indices) < robotics.TEST.start  # the train split
+        assert calibration.kinds() == {"yesno": 48, "choice": 32, "number": 32, "text": 32}
+        for kind in calibration.kinds():
+            assert calibration.table_for(kind).questions == calibration.kinds()[kind]  # its own table
+        unread = Counter()
+        for result in calibration.results:  # constrained: every answer reads
+            answers = [*result["greedy"], *(a for row in result["sampled"] for a in row)]
+            unread[result["type"]] += sum(a is None for a in answers)
+        # Qwen2.5's table was calibrated while the number grammar still allowed "2000/0" (fixed since).
+        assert unread["yesno"] == unread["choice"] == unread["text"] == 0 and unread["number"] <= 3, unread
