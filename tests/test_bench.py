@@ -290,6 +290,14 @@ def test_summary_oracle_ratios_and_checks_on_known_records():
     assert rows[0][7:9] == ["unavailable", "unavailable"]  # no meter: never 0 J
     assert check_rows(summary)[0][3].startswith("n/a: no reasoning configuration")
     assert "0 J" not in markdown(summary, "no plot")
+    assert tight["planned"]["by_type"] is None and "per answer type" not in markdown(summary, "no plot")
+    for record in records.values():  # questions 0 and 1 ask yes/no, 2 and 3 numbers
+        record["type"] = "yesno" if record["question"] < 2 else "number"
+    typed = bench_summary(records, runs, [100.0, 1000.0], {100.0: False, 1000.0: True}, settings)
+    assert typed["targets"][1]["planned"]["by_type"] == {
+        "number": {"runs": 2, "accuracy": 0.5}, "yesno": {"runs": 2, "accuracy": 1.0},
+    }  # fmt: skip
+    assert "| 1 s | planned | number 50% (2), yesno 100% (2) |" in markdown(typed, "no plot")
 
     del records[record_key(next(r for r in records.values() if r["question"] == 3))]
     partial = bench_summary(records, runs, [100.0, 1000.0], {100.0: False, 1000.0: True}, settings)

@@ -154,6 +154,27 @@ def _sources(summary: dict[str, Any]) -> str:
     return ", ".join(sorted({a["energy_source"] for a in arms})) or "no runs yet"
 
 
+def _type_lines(summary: dict[str, Any]) -> list[str]:
+    """Accuracy per answer type per target, where the eval set mixes types."""
+    rows = []
+    for entry in summary["targets"]:
+        for arm in ("planned", "greedy"):
+            by_type = (entry[arm] or {}).get("by_type")
+            if by_type:
+                cells = [f"{kind} {v['accuracy']:.0%} ({v['runs']})" for kind, v in by_type.items()]
+                rows.append(
+                    [_ms(entry["target_ms"]), "planned" if arm == "planned" else "(a)", ", ".join(cells)]
+                )
+    if not rows:
+        return []
+    return [
+        "",
+        "## Accuracy per answer type",
+        "",
+        *_markdown_table(["target", "arm", "accuracy (runs)"], rows),
+    ]
+
+
 def _markdown_table(headers: Sequence[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
@@ -197,6 +218,7 @@ def markdown(summary: dict[str, Any], plot_note: str) -> str:
             f"- {_ms(entry['target_ms'])}: planned {chosen} (predicted accuracy "
             f"{planned['predicted_accuracy']:.1%}{best}); baseline (a) on {models}"
         )
+    lines += _type_lines(summary)
     lines += [
         "",
         "## Fixed configurations",
