@@ -23,10 +23,11 @@ from .answer_types import MAX_TEXT_WORDS, AnswerType
 
 # What may follow the cue, per type. Numbers as GSM8K writes them (sign, $, thousands commas,
 # decimals, a fraction, whose denominator is not 0: "2000/0" reads as no number); a short text
-# is at most MAX_TEXT_WORDS words on one line, as extraction reads it, of words without
-# punctuation or markup (no "\boxed{…}", no ", which is …").
+# is at most MAX_TEXT_WORDS words on one line, as extraction reads it, of words that start with
+# a letter or digit and hold no punctuation or markup (no "\boxed{…}", no ", which is …", no
+# lone "'" that normalises to nothing).
 _NUMBER = r"-?\$?[0-9][0-9,]{0,15}(\.[0-9]{1,6})?(/[1-9][0-9]{0,5})?"
-_WORD = r"[^\s.!?*,;:\\{}()\[\]<>\"`]{1,30}"
+_WORD = r"[A-Za-z0-9\u00c0-\u024f][^\s.!?*,;:\\{}()\[\]<>\"`]{0,29}"
 _TEXT = rf"{_WORD}( {_WORD}){{0,{MAX_TEXT_WORDS - 1}}}"
 
 
