@@ -329,6 +329,8 @@ class Engine:
             worker, self._worker = self._worker, None
         if worker is not None:
             worker.close(timeout=10)
+        if self._correction is not None:
+            self._correction.save(force=True)
 
     def pending(self) -> int:
         """Requests waiting or running in the decode queue."""

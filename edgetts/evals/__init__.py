@@ -22,9 +22,8 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import EdgeTTSError
-from ..tts.answer_types import NUMBER, AnswerType, canonical_schema, infer
+from ..tts.answer_types import NUMBER, AnswerType, canonical_schema, infer, number_reference
 from ..tts.answer_types import resolve as resolve_type
-from ..tts.answers import gsm8k_reference, normalize_number
 
 GSM8K_URL = "https://github.com/openai/grade-school-math (grade_school_math/data/test.jsonl)"
 NAMED = ("gsm8k", "robotics")
@@ -107,14 +106,9 @@ def _type_of(record: dict, question: str, choices: tuple[str, ...]) -> AnswerTyp
         return AnswerType("choice", choices)
     if kind is not None:
         return resolve_type(question, str(kind), choices, schema=schema)
-    if not choices and not schema and _numeric(record["answer"]):
+    if not choices and not schema and number_reference(str(record["answer"])) is not None:
         return NUMBER
     return infer(question, choices, default="text", schema=canonical_schema(schema))
-
-
-def _numeric(answer: object) -> bool:
-    text = str(answer)
-    return gsm8k_reference(text) is not None if "####" in text else normalize_number(text) is not None
 
 
 def load(name_or_path: str, start: int = 0, limit: int | None = None) -> list[Problem]:

@@ -21,6 +21,7 @@ Drift: when the last DRIFT_RUNS decode ratios all fall outside the profile's own
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ WINDOW = 16
 MIN_RUNS = 3
 MIN_FACTOR, MAX_FACTOR = 0.5, 4.0
 DRIFT_RUNS = 5
+SAVE_EVERY_S = 10.0  # a file write with fsync costs ~3 ms: not on every request's path
 MIN_BAND = 0.10  # ± 10 %: runs of one configuration differ this much on a quiet machine
 MIN_PREDICTED_S = 1e-3  # a phase predicted shorter than this says nothing about the device
 
@@ -100,6 +102,7 @@ class Correction:
 
     def __init__(self, path: Path | None = None):
         self.path = path
+        self._saved_at = float("-inf")
         self._prefill: dict[str, deque[float]] = {}
         self._decode: dict[str, deque[float]] = {}
 
@@ -133,9 +136,13 @@ class Correction:
             },
         }
 
-    def save(self) -> None:
-        if self.path is not None:
-            write_text_atomic(self.path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+    def save(self, force: bool = False) -> None:
+        """Write the state next to the profile, at most every SAVE_EVERY_S unless ``force`` (the
+        engine forces it on close): a restart loses at most those seconds of ratios."""
+        if self.path is None or (not force and time.monotonic() - self._saved_at < SAVE_EVERY_S):
+            return
+        write_text_atomic(self.path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+        self._saved_at = time.monotonic()
 
     @classmethod
     def load(cls, path: Path) -> Correction:

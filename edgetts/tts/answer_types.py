@@ -132,7 +132,7 @@ class AnswerType:
             answer if isinstance(answer, str) else json.dumps(answer) if self.kind == "json" else str(answer)
         )
         if self.kind == "number":
-            value = gsm8k_reference(text) if "####" in text else normalize_number(text.strip())
+            value = number_reference(text)
         elif self.kind == "yesno":
             lowered = text.strip().lower().rstrip(".")
             value = {"yes": "yes", "no": "no", "true": "yes", "false": "no"}.get(lowered)
@@ -249,6 +249,11 @@ def canonical_schema(schema: object) -> str:
     if not isinstance(schema, dict):
         raise EdgeTTSError("the schema must be a JSON object (a JSON Schema)")
     return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def number_reference(text: str) -> str | None:
+    """A stated number: GSM8K's "… #### 72" or a plain value, normalised (None: not a number)."""
+    return gsm8k_reference(text) if "####" in text else normalize_number(text.strip())
 
 
 def _check_schema(schema: str) -> None:
