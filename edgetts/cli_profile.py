@@ -132,7 +132,9 @@ def ensure_profile(device_id: str, models: list[str], threads: int | None) -> De
     return profile
 
 
-def setup_engine(names: list[str] | None, threads: int | None, eval_name: str = "gsm8k"):
+def setup_engine(
+    names: list[str] | None, threads: int | None, eval_name: str = "gsm8k", auto_reprofile: bool = False
+):
     """The Engine `run`, `serve` and `ros2` answer with: ``names`` or the built-in ladder
     (converted on first use), planned with this device's profile (measured --quick where
     missing). First-use work happens here, before any request's clock starts."""
@@ -142,7 +144,7 @@ def setup_engine(names: list[str] | None, threads: int | None, eval_name: str = 
 
     models = names or ensure_converted(lambda text: console.print(text, highlight=False), eval_name)
     profile = ensure_profile(detect().id, models, threads)
-    return Engine(threads=threads, profile=profile, eval_name=eval_name)
+    return Engine(threads=threads, profile=profile, eval_name=eval_name, auto_reprofile=auto_reprofile)
 
 
 def summary_table(profile: DeviceProfile) -> Table:

@@ -35,9 +35,15 @@ def is_loopback(host: str) -> bool:
     help="Require 'Authorization: Bearer KEY' (also $EDGETTS_API_KEY); needed off loopback.",
 )
 @click.option("--log-level", default="info", show_default=True, help="uvicorn's log level.")
+@click.option(
+    "--auto-reprofile/--no-auto-reprofile",
+    default=False,
+    show_default=True,
+    help="When a model's latency correction drifts, profile it again (--quick) in the gaps between requests.",
+)
 def serve(
     host: str, port: int, names: str | None, threads: int | None, eval_set: str, api_key: str | None,
-    log_level: str,
+    log_level: str, auto_reprofile: bool,
 ) -> None:  # fmt: skip
     """Serve /v1/solve, /v1/chat/completions (OpenAI-compatible, plus latency_ms), /v1/models,
     /health and /metrics over HTTP, every deadline counted from the request's arrival."""
@@ -57,5 +63,5 @@ def serve(
     from .cli_profile import setup_engine, split_names
 
     models = split_names(names)
-    engine = setup_engine(models, threads, eval_set)
+    engine = setup_engine(models, threads, eval_set, auto_reprofile)
     uvicorn.run(create_app(engine, models, api_key), host=host, port=port, log_level=log_level)

@@ -29,7 +29,10 @@ from .planner.candidates import build as build_candidates
 from .planner.candidates import constrained, default_kind, predicted_run_s, prompt_cost
 from .planner.correction import Correction, corrected, ratios
 from .planner.scheduler import Config, plan
-from .profiling.device_profile import DeviceProfile, load_for
+from .profiling.device_profile import DeviceProfile, ModelProfile, load_for
+from .profiling.device_profile import load as load_profile
+from .profiling.profiler import merge
+from .reprofile import Reprofiler
 from .runtime.generator import Generation, generate
 from .runtime.onnx_model import OnnxCausalLM
 from .runtime.sampling import SamplingParams
@@ -107,15 +110,20 @@ class Answer:
 class Engine:
     def __init__(
         self, threads: int | None = None, profile: DeviceProfile | None = None, eval_name: str = "gsm8k",
-        correct: bool = True,
+        correct: bool = True, auto_reprofile: bool = False,
     ):  # fmt: skip
         """``profile``: the device profile :meth:`solve` plans with (default: this device's);
         ``eval_name``: whose calibration tables give the accuracies it maximises (a name, or
         the JSONL file it was calibrated on); ``correct``: scale the profile's predictions by
-        what planned runs measure (planner/correction.py), saved next to a profile file."""
+        what planned runs measure (planner/correction.py), saved next to a profile file;
+        ``auto_reprofile``: when a model's correction drifts, measure it again in the
+        background while no request runs, and plan with that (reprofile.py). Off by default:
+        a re-profile holds the CPU in every gap between requests for a minute or so."""
         self.threads = threads
         self.eval_name = evals.name_of(eval_name)
         self.correct = correct
+        self.auto_reprofile = auto_reprofile
+        self._reprofiler: Reprofiler | None = None
         self._correction: Correction | None = None
         self._profile = profile
         self._info = None
@@ -327,8 +335,11 @@ class Engine:
         is cancelled. The loaded models stay (``generate`` still works)."""
         with self._lock:
             worker, self._worker = self._worker, None
+            reprofiler, self._reprofiler = self._reprofiler, None
         if worker is not None:
             worker.close(timeout=10)
+        if reprofiler is not None:  # it stops at its next pause: the worker is closed
+            reprofiler.join(timeout=10)
         if self._correction is not None:
             self._correction.save(force=True)
 
@@ -422,7 +433,42 @@ class Engine:
             model, *ratios(latency, prompt, answer.prefill_ms / 1000, answer.decode_ms / 1000, steps)
         )
         state.save()
-        return {"latency_correction": state.factors(model).to_dict(), "drift": state.drifting(model, latency)}
+        drift = state.drifting(model, latency)
+        seen = {"latency_correction": state.factors(model).to_dict(), "drift": drift}
+        if drift and self.auto_reprofile and self.device_profile().conditions.get("source") == "measured":
+            seen["reprofile"] = self._background_reprofiler().request(model)
+        return seen
+
+    def _background_reprofiler(self) -> Reprofiler:
+        worker = self._decode_worker()
+        with self._lock:
+            if self._reprofiler is None or self._reprofiler.worker is not worker:
+                self._reprofiler = Reprofiler(worker, self._loaded, self._take_profile, self.threads)
+            return self._reprofiler
+
+    def _loaded(self, name: str) -> OnnxCausalLM | None:
+        with self._lock:
+            entry = self._models.get(name)
+        return None if entry is None else entry[0]
+
+    def _take_profile(self, name: str, measured: ModelProfile) -> None:
+        """Plan with a model's fresh measurement (reprofile.py): it replaces the model's section
+        in memory and in the profile file (other models in the file are kept), and the model's
+        correction starts afresh, since the profile now holds what it corrected for."""
+        with self._lock:
+            profile = self._profile
+            assert profile is not None
+            old = profile.models[name]
+            # the weights' memory did not change; power is kept where this sweep had no meter
+            measured = replace(measured, resident_bytes=old.resident_bytes, power=measured.power or old.power)
+            self._profile = replace(profile, models={**profile.models, name: measured})
+        if profile.path is not None:
+            on_disk = load_profile(profile.path) if profile.path.exists() else profile
+            conds = {**on_disk.conditions, "date": measured.details["measured"]["date"]}
+            merge(on_disk.device, on_disk, {name: measured}, conds).save(profile.path)
+        state = self.correction()
+        state.forget(name)
+        state.save(force=True)
 
     def _memory_cap(self) -> int | None:
         """What a configuration may use: this machine's free memory (plus what edgetts already

@@ -90,6 +90,9 @@ class DecodeWorker:
         self._running: Job | None = None
         self._closed = False
         self._seq = 0
+        # Held while a request runs; background work (a re-profile, reprofile.py) holds it for
+        # each of its short measurements, so the two never share the CPU.
+        self.gate = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -112,13 +115,20 @@ class DecodeWorker:
             self._seq += 1
             insort(self._queue, job, key=lambda j: j.key)
             job.future.add_done_callback(lambda _f, job=job: self._discard_if_cancelled(job))
-            self._cond.notify()
+            self._cond.notify_all()  # all: wait_idle's callers wait on the same condition
             return job.future
 
     def pending(self) -> int:
         """Requests waiting or running (the server's queue-depth gauge)."""
         with self._cond:
             return len(self._queue) + (self._running is not None)
+
+    def wait_idle(self) -> bool:
+        """Block until no request is queued or running; False once the worker is closed."""
+        with self._cond:
+            while (self._queue or self._running is not None) and not self._closed:
+                self._cond.wait()
+            return not self._closed
 
     def close(self, timeout: float | None = None) -> None:
         """Refuse new requests, fail the queued ones, cancel the running one, stop the thread."""
@@ -184,6 +194,7 @@ class DecodeWorker:
             with self._cond:
                 if job in self._queue:
                     self._queue.remove(job)
+                    self._cond.notify_all()
 
     def _loop(self) -> None:
         while True:
@@ -199,13 +210,15 @@ class DecodeWorker:
                 job.allowance_s = self._allowance(job.started)
                 self._running = job
             try:
-                result, failure = job.run(job), None
+                with self.gate:
+                    result, failure = job.run(job), None
             except Exception as err:  # the caller's failure, delivered to the caller; the worker lives on
                 result, failure = None, err
             # Free the worker before the caller learns the result: a caller that sends its next
             # request at once must not find this one still counted as work ahead.
             with self._cond:
                 self._running = None
+                self._cond.notify_all()
             if failure is not None:
                 job.future.set_exception(failure)
             else:

@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 
-from edgetts.errors import EdgeTTSError
 from edgetts.planner import correction
 from edgetts.planner.correction import Correction, Factors, corrected, predicted_decode_s, ratios
 from edgetts.profiling.device_profile import DeviceProfile
@@ -81,7 +80,7 @@ def test_drift_needs_several_runs_in_a_row_outside_the_profiles_band():
     assert not state.drifting("m", model), "one run back in the band ends the streak"
 
 
-def test_the_state_survives_a_restart_and_a_damaged_file_says_what_to_do(tmp_path):
+def test_the_state_survives_a_restart_and_a_damaged_file_is_kept_aside(tmp_path, caplog):
     path = tmp_path / "dev.correction.yaml"
     state = Correction(path)
     for value in (1.5, 1.6, 1.7):
@@ -91,8 +90,14 @@ def test_the_state_survives_a_restart_and_a_damaged_file_says_what_to_do(tmp_pat
     assert again.factors("m") == state.factors("m") == Factors(1.6, 3.2, 3)
     assert Correction.load(tmp_path / "none.yaml").factors("m") == Factors()
     path.write_text("models: [not, a, mapping]\n")
-    with pytest.raises(EdgeTTSError, match="delete it"):
-        Correction.load(path)
+    fresh = Correction.load(path)  # plans go on, corrected afresh
+    assert fresh.factors("m") == Factors() and fresh.path == path
+    assert not path.exists() and (tmp_path / "dev.correction.yaml.damaged").read_text().startswith("models")
+    assert "not a latency correction" in caplog.text and "dev.correction.yaml.damaged" in caplog.text
+    for value in (1.2, 1.2, 1.2):
+        fresh.observe("m", value, value)
+    fresh.save()
+    assert Correction.load(path).factors("m") == Factors(1.2, 1.2, 3)
 
 
 def _slowed(monkeypatch, seconds: float) -> None:
@@ -171,3 +176,59 @@ def test_the_correction_converges_on_a_slowed_session_and_the_plan_follows(tiny_
     finally:
         engine.close()
         reference.close()
+
+
+def test_a_drifting_model_is_reprofiled_between_requests(tiny_service_home, monkeypatch, tmp_path):
+    """auto_reprofile: after DRIFT_RUNS slowed runs the engine measures the model again in the
+    background, never while a request runs, and then plans with (and saves) what it measured,
+    its correction started afresh."""
+    import threading
+
+    from edgetts.engine import Engine
+    from edgetts.profiling.device_profile import load
+    from edgetts.runtime.onnx_model import OnnxCausalLM
+
+    home, _ = tiny_service_home
+    monkeypatch.setenv("EDGETTS_HOME", str(home))
+    _ramp_table()
+    before = _profiled(0.004, monkeypatch)
+    before.conditions = {"source": "measured", "date": "2026-12-01T00:00:00+00:00"}
+    path = before.save(tmp_path / "here.yaml")
+    engine = Engine(threads=1, profile=load(path), eval_name="ramp", auto_reprofile=True)
+    _slowed(monkeypatch, 0.010)
+    running, most = [0], [0]
+    lock = threading.Lock()
+    slow_run = OnnxCausalLM.run
+
+    def counted_run(self, cache, input_ids):  # how many model calls overlap
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return slow_run(self, cache, input_ids)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(OnnxCausalLM, "run", counted_run)
+    question = "Question: what is 4 plus 7?"
+    try:
+        states = []
+        for seed in range(correction.DRIFT_RUNS + 4):
+            answer = engine.solve(question, 2.0, seed=seed, best_effort=True)
+            states.append(answer.planned.get("reprofile"))
+            assert answer.on_time
+        assert states[: correction.DRIFT_RUNS - 1] == [None] * (correction.DRIFT_RUNS - 1), states
+        assert states[correction.DRIFT_RUNS - 1] == "queued", states  # the first drifting run asks
+        engine._reprofiler.join(timeout=60)
+        assert most[0] == 1, "a re-profile pass ran while a request decoded"
+        step = engine.device_profile().models["llama-fp32"].latency.step_s(1, 64)
+        assert step > 1.6 * before.models["llama-fp32"].latency.step_s(1, 64)  # slowed ×2.5 or so
+        saved = load(path)
+        assert saved.models["llama-fp32"].latency.step_s(1, 64) == pytest.approx(step)
+        assert saved.conditions["date"] > "2026-12-01T00:00:00+00:00"
+        assert engine.correction().factors("llama-fp32").runs == 0
+        again = engine.solve(question, 2.0, seed=99, best_effort=True)
+        assert again.planned["drift"] is False and again.planned["latency_correction"]["runs"] == 1
+    finally:
+        engine.close()

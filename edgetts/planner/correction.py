@@ -21,6 +21,7 @@ Drift: when the last DRIFT_RUNS decode ratios all fall outside the profile's own
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -31,7 +32,6 @@ import numpy as np
 import yaml
 
 from ..atomic import write_text_atomic
-from ..errors import EdgeTTSError
 from ..profiling.latency_model import Fit, LatencyModel
 
 WINDOW = 16
@@ -41,6 +41,8 @@ DRIFT_RUNS = 5
 SAVE_EVERY_S = 10.0  # a file write with fsync costs ~3 ms: not on every request's path
 MIN_BAND = 0.10  # ± 10 %: runs of one configuration differ this much on a quiet machine
 MIN_PREDICTED_S = 1e-3  # a phase predicted shorter than this says nothing about the device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,9 @@ class Correction:
 
     @classmethod
     def load(cls, path: Path) -> Correction:
-        """The saved state, or a fresh one where there is none; a damaged file is an error that
-        says which file to delete (the correction rebuilds itself within MIN_RUNS runs)."""
+        """The saved state, or a fresh one where there is none. A damaged file must not stop
+        every plan: it is moved aside to ``<name>.damaged`` (kept, not lost) with a warning, and
+        the correction starts afresh, which costs only MIN_RUNS runs to rebuild."""
         correction = cls(path)
         if not path.exists():
             return correction
@@ -158,11 +161,22 @@ class Correction:
                     map(float, entry.get("prefill_ratios") or []), maxlen=WINDOW
                 )
                 correction._decode[model] = deque(map(float, entry.get("decode_ratios") or []), maxlen=WINDOW)
-        except (yaml.YAMLError, AttributeError, TypeError, ValueError) as err:
-            raise EdgeTTSError(
-                f"{path} is not a latency correction ({err}); delete it to start afresh"
-            ) from None
+        except (yaml.YAMLError, AttributeError, TypeError, ValueError, UnicodeDecodeError) as err:
+            aside = path.with_name(path.name + ".damaged")
+            path.replace(aside)
+            log.warning(
+                "%s is not a latency correction (%s): moved to %s, starting afresh",
+                path, str(err).splitlines()[0], aside.name,
+            )  # fmt: skip
+            return cls(path)
         return correction
+
+    def forget(self, model: str) -> None:
+        """Drop ``model``'s ratios: its profile was just measured again, so the profile itself
+        now holds what the ratios were correcting for."""
+        self._prefill.pop(model, None)
+        self._decode.pop(model, None)
+        self._saved_at = float("-inf")  # the next save writes at once
 
 
 def _median(history) -> float:

@@ -81,6 +81,16 @@ def profile_entry(
     """Sweep, fit and describe ``entry``; ``on_busy(reading)`` is told before a busy sweep is
     measured again (see watched_sweep)."""
     lm, resident = load_measured(entry, threads)
+    return profile_loaded(lm, resident, entry, plan, meter, meter_source, threads, tick, load, on_busy)
+
+
+def profile_loaded(
+    lm: OnnxCausalLM, resident: int, entry: store.StoreEntry, plan: SweepPlan, meter=None,
+    meter_source: str = "unavailable", threads: int | None = None, tick: Tick = lambda: None,
+    load: LoadMeter | None = None, on_busy: OnBusy = lambda reading: None,
+) -> ModelProfile:  # fmt: skip
+    """profile_entry on a model already loaded (``resident``: the memory it holds): what a
+    running engine re-profiles with, so that it does not load a second copy of the weights."""
     sweep, reading, sweeps = watched_sweep(lm, plan, meter, tick, load or LoadMeter(), on_busy)
     latency = LatencyModel(
         prefill=fit_prefill([p.length for p in sweep.prefill], [p.seconds for p in sweep.prefill]),
