@@ -164,6 +164,13 @@ def convert(
 @ANSWER_TYPE
 @CHOICE
 @SCHEMA
+@click.option(
+    "--mode",
+    type=click.Choice(["steps", "program"]),
+    default="steps",
+    show_default=True,
+    help="Reason in prose, or write a function (within --budget tokens) that a safe evaluator runs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def generate(
     question: str,
@@ -180,6 +187,7 @@ def generate(
     answer_type: str,
     choices: tuple[str, ...],
     schema: str | None,
+    mode: str,
     as_json: bool,
 ) -> None:
     """Answer QUESTION with MODEL, a reasoning budget and N voting samples."""
@@ -213,6 +221,7 @@ def generate(
             anchor=anchor,
             stop=stop,
             answer_type=kind,
+            mode=mode,
         )
     if as_json:
         click.echo(json.dumps(answer.to_json(), indent=2))

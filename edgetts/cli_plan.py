@@ -13,7 +13,7 @@ from .cli_profile import progress_bar, setup_engine, split_names, stdout_console
 from .durations import parse_duration
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
 from .planner.correction import MIN_RUNS
-from .planner.scheduler import format_duration
+from .planner.scheduler import Config, format_duration
 from .tts.answer_types import KINDS, resolve
 
 console = Console(stderr=True)
@@ -38,6 +38,20 @@ def read_schema(value: str | None) -> str | None:
     if value and not value.lstrip().startswith("{") and Path(value).is_file():
         return Path(value).read_text()
     return value
+
+
+PLAN_MODE = click.option(
+    "--mode",
+    type=click.Choice(["auto", "direct", "steps", "program"]),
+    default="auto",
+    show_default=True,
+    help="How the answer may be reasoned: auto plans over every mode with a table; direct answers at "
+    "once; steps reasons in prose; program writes a function that a safe evaluator runs (numbers).",
+)
+
+
+def plan_modes(mode: str) -> list[str] | None:
+    return None if mode == "auto" else [mode]
 
 
 CHOICE = click.option(
@@ -89,10 +103,18 @@ def parse_budgets(text: str) -> tuple[int, ...]:
     default=None,
     help="Decode answers under their type's grammar, as runs then do [default: with the grammar extra].",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["steps", "program"]),
+    default="steps",
+    show_default=True,
+    help="Reason in prose (budget 0: a direct answer), or write a program the evaluator runs (its own "
+    "table; number questions only, budgets above 0).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the accuracy table as JSON.")
 def calibrate(
     model: str, eval_set: str, start: int, limit: int | None, budgets: str, samples: int, answer_tokens: int,
-    seed: int, threads: int | None, restart: bool, constrain: bool | None, as_json: bool,
+    seed: int, threads: int | None, restart: bool, constrain: bool | None, mode: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Measure MODEL's accuracy at every budget and sample count on an eval set.
 
@@ -111,7 +133,7 @@ def calibrate(
     with progress_bar(f"calibrating {model}", total) as advance:
         calibration = run_calibration(
             model, eval_set, start, limit, checkpoints, samples, answer_tokens, seed, threads,
-            restart, constrained=constrain, on_question=lambda i, n: advance() if i else None,
+            restart, constrained=constrain, on_question=lambda i, n: advance() if i else None, mode=mode,
         )  # fmt: skip
     kinds = sorted(calibration.kinds()) if len(calibration.kinds()) > 1 else []
     if as_json:
@@ -121,7 +143,8 @@ def calibrate(
     for kind in [None, *kinds]:
         table = calibration.table(kind)
         what = "" if kind is None else f" ({kind} answers)"
-        title = f"{model} on {calibration.eval}{what}: accuracy, {table.questions} questions"
+        how = ", programs" if calibration.mode == "program" else ""
+        title = f"{model} on {calibration.eval}{what}{how}: accuracy, {table.questions} questions"
         view = Table(title=f"{title} ({calibration.path})")
         view.add_column("budget")
         shown = [n for n in table.samples if n in (1, 2, 3, 5, 9, 17) or n == table.samples[-1]]
@@ -167,11 +190,12 @@ def _engine(device_id: str | None, profile_file: str | None, eval_set: str):
 @ANSWER_TYPE
 @CHOICE
 @SCHEMA
-@click.option("--json", "as_json", is_flag=True)
+@PLAN_MODE
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and the frontier as JSON.")
 def plan_command(
     latency: str, energy: str | None, device_id: str | None, profile_file: str | None, question: str,
     eval_set: str, best_effort: bool, plot_path: str | None, answer_type: str, choices: tuple[str, ...],
-    schema: str | None, as_json: bool,
+    schema: str | None, mode: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Choose (model, budget, N) for a latency target and show the accuracy-latency frontier
     (with the accuracy table of the question's answer type, where the eval set has one)."""
@@ -182,7 +206,9 @@ def plan_command(
     resolve(question, answer_type, choices, schema=schema)  # bad type, options or schema: one line
     engine = _engine(device_id, profile_file, eval_set)
     kind = engine.answer_type_of(question, answer_type, choices, schema)
-    chosen_plan, candidates = engine.plan(question, target, cap, best_effort, answer_type=kind)
+    chosen_plan, candidates = engine.plan(
+        question, target, cap, best_effort, answer_type=kind, modes=plan_modes(mode)
+    )
     correction = {
         name: factors.to_dict()
         for name in sorted(engine.device_profile().models)
@@ -194,7 +220,8 @@ def plan_command(
 
         def row(c):
             return {
-                "config": vars(c.config), "predicted_ms": round(1000 * c.latency_s, 1),
+                "config": vars(c.config), "reasoning": c.config.reasoning,
+                "predicted_ms": round(1000 * c.latency_s, 1),
                 "predicted_mean_ms": round(1000 * c.latency_mean_s, 1), "accuracy": c.accuracy,
                 "accuracy_ci": [c.accuracy_low, c.accuracy_high], "energy_j": c.energy_j,
                 "memory_bytes": c.memory_bytes,
@@ -230,11 +257,12 @@ def plan_command(
 @ANSWER_TYPE
 @CHOICE
 @SCHEMA
+@PLAN_MODE
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and what it cost as JSON.")
 def run_command(
     question: str, latency: str, energy: str | None, best_effort: bool, eval_set: str, names: str | None,
     seed: int, threads: int | None, answer_type: str, choices: tuple[str, ...], schema: str | None,
-    as_json: bool,
+    mode: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Answer QUESTION as well as this device can within the latency target.
 
@@ -255,12 +283,14 @@ def run_command(
     with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
         # Which model the plan would run, so that only that one is loaded and warmed; an
         # impossible target fails here, before anything is loaded.
-        expected = engine.plan(question, target, cap, best_effort, answer_type=kind)[0].chosen.config.model
+        expected = engine.plan(question, target, cap, best_effort, answer_type=kind, modes=plan_modes(mode))[
+            0
+        ].chosen.config.model
         engine.warm(models=[expected])
     startup_s = time.perf_counter() - began
     answer = engine.solve(
         question, target, energy=cap, best_effort=best_effort, seed=seed, answer_type=answer_type,
-        choices=choices, schema=schema,
+        choices=choices, schema=schema, modes=plan_modes(mode),
     )  # fmt: skip
     engine.close()
     if as_json:
@@ -278,8 +308,7 @@ def run_command(
             f"answer in {format_duration(answer.latency_ms / 1000)} of {format_duration(target)}; "
             f"start-up {format_duration(startup_s)} not counted. "
             f"Predicted {format_duration(float(planned.get('predicted_ms', 0)) / 1000)}{energy_text}; "
-            f"{answer.config['model']}, budget {answer.config['budget']}, "
-            f"{answer.config['samples']} samples, "
+            f"{Config(**answer.config).describe()}, "
             f"expected accuracy {100 * float(planned.get('predicted_accuracy', 0)):.0f} %; "
             f"votes {answer.votes or '{}'}",
             highlight=False,

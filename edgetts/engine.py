@@ -35,6 +35,7 @@ from .profiling.profiler import merge
 from .reprofile import Reprofiler
 from .runtime.generator import Generation, generate
 from .runtime.onnx_model import OnnxCausalLM
+from .runtime.prompting import STEPS
 from .runtime.sampling import SamplingParams
 from .tts.answer_types import NUMBER, AnswerType, resolve
 from .worker import DecodeWorker, Job
@@ -178,15 +179,17 @@ class Engine:
         best_effort: bool = False,
         models: Sequence[str] | None = None,
         answer_type: AnswerType = NUMBER,
+        modes: Sequence[str] | None = None,
     ):
         """The configuration :meth:`solve` would run, and the candidates it was chosen from
         (``models``: plan over these profiled entries only; ``answer_type``: the answer's kind,
-        whose accuracy table the plan maximises and whose length it predicts)."""
+        whose accuracy table the plan maximises and whose length it predicts; ``modes``: only
+        configurations that answer directly, reason in steps or write a program, as named)."""
         if latency <= 0:
             raise EdgeTTSError(f"latency {latency} s is not positive")
         candidates, notes = build_candidates(
             self.planning_profile(), question, self.eval_name, answer_tokens=answer_type.answer_tokens,
-            models=models, answer_type=answer_type,
+            models=models, answer_type=answer_type, modes=modes,
         )  # fmt: skip
         if not len(candidates):
             raise EdgeTTSError("nothing to plan with: " + "; ".join(notes or ["the profile has no models"]))
@@ -235,6 +238,7 @@ class Engine:
         answer_type: str | None = None,
         choices: Sequence[str] = (),
         schema: dict | str | None = None,
+        modes: Sequence[str] | None = None,
     ) -> Answer:
         """Answer ``question`` as accurately as the device can within ``latency`` seconds of this
         call: plan (model, budget, N) from the profile and calibration, run it under the
@@ -242,7 +246,7 @@ class Engine:
         deadline queue as :meth:`submit` (and waits for its turn there)."""
         return self.submit(
             question, latency, energy=energy, best_effort=best_effort, seed=seed, on_token=on_token,
-            models=models, answer_type=answer_type, choices=choices, schema=schema,
+            models=models, answer_type=answer_type, choices=choices, schema=schema, modes=modes,
         ).result()  # fmt: skip
 
     def submit(
@@ -260,6 +264,7 @@ class Engine:
         answer_type: str | None = None,
         choices: Sequence[str] = (),
         schema: dict | str | None = None,
+        modes: Sequence[str] | None = None,
     ) -> Future:
         """Queue ``question`` with a deadline ``latency`` seconds from now; a Future of its
         :class:`Answer`. Admission happens here, at once: if nothing fits in the time left after
@@ -272,19 +277,20 @@ class Engine:
         took it before reading the request (default: now). ``answer_type`` (number, yesno,
         choice, text, json; None or "auto": inferred from the question, see tts/answer_types.py),
         ``choices`` (a choice's options, else listed in the question) and ``schema`` (a json
-        answer's JSON Schema) say what answer to read."""
+        answer's JSON Schema) say what answer to read; ``modes`` (direct, steps, program) limits
+        how it may be reasoned."""
         arrival = time.perf_counter() if arrival is None else arrival
         _check_question(question)
         _check_latency(latency)
         kind = self.answer_type_of(question, answer_type, choices, schema)
 
         def admit(left: float | None) -> tuple[float, float]:
-            chosen = self.plan(question, left or latency, energy, best_effort, models, kind)[0]
+            chosen = self.plan(question, left or latency, energy, best_effort, models, kind, modes)[0]
             return chosen.chosen.latency_s, chosen.fastest_s
 
         def run(job: Job) -> Answer:
             return self._run_planned(
-                job, question, energy, best_effort, seed, on_token, models, on_start, kind
+                job, question, energy, best_effort, seed, on_token, models, on_start, kind, modes
             )
 
         return self._decode_worker().submit(arrival, arrival + latency, admit, run)
@@ -304,6 +310,7 @@ class Engine:
         on_token: TokenCallback | None = None,
         arrival: float | None = None,
         answer_type: AnswerType = NUMBER,
+        mode: str = STEPS,
     ) -> Future:
         """Queue one :meth:`generate` call as given (no plan, no deadline): it runs on the decode
         worker after every request that has a deadline and is waiting, and its predicted time
@@ -316,14 +323,14 @@ class Engine:
             profiled = self.planning_profile().models.get(model)
             if profiled is None:
                 return 0.0, 0.0  # nothing to predict with: it counts as no work ahead of others
-            predicted = predicted_run_s(model, profiled, prompt, budget, samples, answer_tokens)
+            predicted = predicted_run_s(model, profiled, prompt, budget, samples, answer_tokens, mode)
             return predicted, predicted
 
         def run(job: Job) -> Answer:
             answer = self.generate(
                 prompt, model=model, budget=budget, samples=samples, seed=seed, answer_tokens=answer_tokens,
                 sampling=sampling, on_token=on_token, anchor=anchor, stop=stop, cancel=job.cancel,
-                answer_type=answer_type,
+                answer_type=answer_type, mode=mode,
             )  # fmt: skip
             answer.queued_ms = job.queued_ms
             return answer
@@ -364,6 +371,7 @@ class Engine:
         models: Sequence[str] | None,
         on_start: StartCallback | None,
         kind: AnswerType,
+        modes: Sequence[str] | None = None,
     ) -> Answer:
         """On the worker: plan again for the time actually left, then run under the guard."""
         assert job.deadline is not None
@@ -374,7 +382,7 @@ class Engine:
         # An admitted request is answered: if the queue ran slower than predicted and nothing
         # fits any more, the fastest configuration runs and the guard keeps the deadline (a
         # refusal after the wait would reach the caller late, with nothing).
-        plan_now = self.plan(question, left, energy, True, models, kind)[0]
+        plan_now = self.plan(question, left, energy, True, models, kind, modes)[0]
         chosen, config = plan_now.chosen, plan_now.chosen.config
         job.predicted_s = chosen.latency_s  # what later arrivals count as work ahead
         self.load(config.model)  # a model warm() did not load is charged to this request
@@ -383,7 +391,7 @@ class Engine:
         meter = self._meter()
         meter.begin()
         profiled = self.planning_profile().models[config.model]
-        context = prompt_cost(config.model, question, kind).thinking
+        context = prompt_cost(config.model, question, kind, config.mode).thinking
         # The guard gets what is left of the request's time after planning (and any load).
         answer = self.generate(
             question,
@@ -397,6 +405,7 @@ class Engine:
             answer_type=kind,
             answer_tokens=kind.answer_tokens,
             expected_step_s=float(profiled.latency.step_s(config.samples, context)),
+            mode=config.mode,
         )
         reading = meter.end()
         answer.latency_ms = 1000 * (time.perf_counter() - job.arrival)  # from arrival, as the deadline
@@ -419,7 +428,7 @@ class Engine:
     def _observe(self, model: str, question: str, kind: AnswerType, answer: Answer) -> dict:
         """Feed what this run measured into the correction; what the answer reports of it."""
         latency = self.device_profile().models[model].latency
-        force = prompt_cost(model, question, kind).force
+        force = prompt_cost(model, question, kind, str(answer.config.get("mode", STEPS))).force
         batch = len(answer.sample_forced_by)
         steps = [  # model steps each sample took: its tokens, and the forcing text if it was fed
             think + said + ((force if batch > 1 else 1) if forced != "none" else 0)
@@ -514,18 +523,20 @@ class Engine:
         answer_type: AnswerType = NUMBER,
         constrain: bool | None = None,
         expected_step_s: float | None = None,
+        mode: str = STEPS,
     ) -> Answer:
         """One generation with the configuration given (no plan, no queue): see
         runtime.generator.generate. ``constrain`` (None: as planner/candidates.constrained says
-        for this model on this engine's eval set) decodes the answer under its type's grammar."""
+        for this model on this engine's eval set) decodes the answer under its type's grammar;
+        ``mode``: ``steps`` (prose reasoning) or ``program`` (program-aided, tts/program.py)."""
         lm, tokenizer = self.load(model)
         if constrain is None:
-            constrain = constrained(model, self.eval_name, answer_type.kind)
+            constrain = constrained(model, self.eval_name, answer_type.kind, mode)
         result: Generation = generate(
             lm, tokenizer, prompt, budget=budget, samples=samples, answer_tokens=answer_tokens,
             deadline=deadline, seed=seed, sampling=sampling, on_token=on_token, anchor=anchor,
             stop=stop, cancel=cancel, answer_type=answer_type, constrain=constrain,
-            expected_step_s=expected_step_s,
+            expected_step_s=expected_step_s, mode=mode,
         )  # fmt: skip
         return Answer(
             text=result.answer,
@@ -534,6 +545,7 @@ class Engine:
                 "quant": lm.manifest.quant_type,
                 "budget": budget,
                 "samples": samples,
+                "mode": mode,
             },
             latency_ms=result.latency_ms,
             prefill_ms=result.prefill_ms,

@@ -225,7 +225,7 @@ def test_a_drifting_model_is_reprofiled_between_requests(tiny_service_home, monk
         step = engine.device_profile().models["llama-fp32"].latency.step_s(1, 64)
         assert step > 1.6 * before.models["llama-fp32"].latency.step_s(1, 64)  # slowed ×2.5 or so
         saved = load(path)
-        assert saved.models["llama-fp32"].latency.step_s(1, 64) == pytest.approx(step)
+        assert saved.models["llama-fp32"].latency.step_s(1, 64) == pytest.approx(step, rel=1e-4)  # as written
         assert saved.conditions["date"] > "2026-12-01T00:00:00+00:00"
         assert engine.correction().factors("llama-fp32").runs == 0
         again = engine.solve(question, 2.0, seed=99, best_effort=True)

@@ -153,7 +153,8 @@ def test_cli_generate_json_and_errors(converted_tiny, edgetts_home):
         "forced_by",
         "votes",
     }
-    assert out["config"] == {"model": "llama-int4", "quant": "int4", "budget": 6, "samples": 2}
+    config = {"model": "llama-int4", "quant": "int4", "budget": 6, "samples": 2, "mode": "steps"}
+    assert out["config"] == config
     assert out["tokens"]["think"] == [6, 6] or out["forced_by"] in ("none", "deadline")
     plain = subprocess.run([*cmd, "--json", "--no-anchor"], capture_output=True, text=True, env=env)
     assert plain.returncode == 0, plain.stderr

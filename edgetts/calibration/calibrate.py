@@ -11,8 +11,9 @@ from tokenizers import Tokenizer
 from .. import __version__, evals, store
 from ..errors import EdgeTTSError
 from ..runtime.onnx_model import OnnxCausalLM, default_threads
+from ..runtime.prompting import MODES, PROGRAM, STEPS
 from ..runtime.sampling import SamplingParams
-from ..tts import constrain
+from ..tts import constrain, program
 from .runner import calibrate_question
 from .tables import Calibration, calibration_path, parse
 
@@ -24,17 +25,30 @@ def calibrate(
     budgets: tuple[int, ...] = DEFAULT_BUDGETS, samples: int = 16, answer_tokens: int = 16, seed: int = 0,
     threads: int | None = None, restart: bool = False, constrained: bool | None = None,
     on_question: Callable[[int, int], None] | None = None, on_step: Callable[[], None] | None = None,
+    mode: str = STEPS,
 ) -> Calibration:  # fmt: skip
     """Calibrate ``model`` on questions ``start…`` of ``eval_set``; resumes an interrupted run
     with the same settings, refuses to mix settings unless ``restart``. ``constrained``: decode
     the answers under each type's grammar, as the runtime then does for this table (default:
-    where the grammar extra is installed)."""
+    where the grammar extra is installed). ``mode``: ``program`` calibrates program-aided
+    answers into their own file (questions of other answer types are skipped: a program
+    computes a number)."""
     if samples < 1:
         raise EdgeTTSError(f"--samples must be at least 1 (got {samples})")
     if not budgets or min(budgets) < 0 or len(set(budgets)) != len(budgets):
         raise EdgeTTSError(f"budgets must be distinct token counts >= 0 (got {list(budgets)})")
+    if mode not in MODES:
+        raise EdgeTTSError(f"unknown reasoning mode {mode!r}: use one of {', '.join(MODES)}")
+    if mode == PROGRAM and 0 in budgets:
+        budgets = tuple(b for b in budgets if b > 0)  # budget 0 is the direct answer: steps' table
+        if not budgets:
+            raise EdgeTTSError("program mode needs budgets above 0 (--budgets 64,128,256)")
+    if mode == PROGRAM and not program.available():
+        raise EdgeTTSError("program mode needs the program extra: pip install 'edgetts[program]'")
     entry = store.get(model)
     problems = evals.load(eval_set, start, limit)
+    if mode == PROGRAM:
+        problems = [p for p in problems if p.kind == "number"]
     params = SamplingParams()
     if constrained is None:
         constrained = constrain.available()
@@ -46,9 +60,10 @@ def calibrate(
         "temperature": params.temperature,
         "top_p": params.top_p,
         "constrained": constrained,
+        **({"mode": mode} if mode != STEPS else {}),  # files from before modes are steps'
     }
     name = evals.name_of(eval_set)
-    path = calibration_path(model, name)
+    path = calibration_path(model, name, mode)
     calibration = Calibration(model, name, settings, path=path)
     if path.exists() and not restart:
         previous = parse(path.read_text(encoding="utf-8"), str(path))
@@ -77,7 +92,7 @@ def calibrate(
         answers = calibrate_question(
             lm, tokenizer, problem.question, settings["budgets"], samples,
             answer_tokens=max(answer_tokens, problem.answer_type.answer_tokens), seed=seed, params=params,
-            on_step=on_step, answer_type=problem.answer_type, constrain=constrained,
+            on_step=on_step, answer_type=problem.answer_type, constrain=constrained, mode=mode,
         )  # fmt: skip
         calibration.results.append({
             "index": problem.index,

@@ -31,7 +31,7 @@ from tokenizers import Tokenizer
 from ..errors import EdgeTTSError
 from ..runtime.kv_cache import KVCache
 from ..runtime.onnx_model import OnnxCausalLM
-from ..runtime.prompting import build_prompt, force_text
+from ..runtime.prompting import PROGRAM, PROGRAM_HEAD, PROGRAM_STOPS, STEPS, build_prompt, force_text
 from ..runtime.sampling import SamplingParams, sample_rows
 from ..runtime.stops import StopStrings
 from ..tts import constrain
@@ -125,15 +125,21 @@ def calibrate_question(
     lm: OnnxCausalLM, tokenizer: Tokenizer, question: str, budgets: list[int], samples: int,
     answer_tokens: int = 16, seed: int = 0, params: SamplingParams | None = None,
     on_step: Callable[[], None] | None = None, answer_type: AnswerType = NUMBER, constrain: bool = False,
+    mode: str = STEPS,
 ) -> QuestionAnswers:  # fmt: skip
     """Answers of ``samples`` sampled rows and one greedy row at every budget in ``budgets``,
-    asked and read as ``answer_type``; ``constrain``: answers decoded under its grammar."""
+    asked and read as ``answer_type``; ``constrain``: answers decoded under its grammar;
+    ``mode``: ``program`` asks for a function and runs each program that ends by itself (as
+    the generator does), reading cut ones from their forced answer."""
     params = params or SamplingParams()
     fmt = lm.manifest.prompt
     extract = answer_type.extract
     grammar = _grammar(lm, answer_type) if constrain else None
     stop = set(fmt.stop_token_ids)
-    stops = StopStrings(tokenizer, fmt.stop_strings)
+    program = mode == PROGRAM
+    stops = StopStrings(tokenizer, [*fmt.stop_strings, *(PROGRAM_STOPS if program else ())])
+    if program and 0 in budgets:
+        raise EdgeTTSError("program mode has no budget 0 (a direct answer is the steps table's)")
 
     def decode(tokens: list[int]) -> str:
         return stops.trim(tokenizer.decode(tokens))
@@ -153,9 +159,9 @@ def calibrate_question(
     if not thinking:
         return QuestionAnswers([a for a in answers[:samples]], answers[samples], think_tokens)
 
-    force_ids = tokenizer.encode(force_text(fmt), add_special_tokens=False).ids
+    force_ids = tokenizer.encode(force_text(fmt, mode), add_special_tokens=False).ids
     generators = [np.random.default_rng([seed, i]) for i in range(samples)] + [None]
-    prompt = tokenizer.encode(build_prompt(fmt, question, thinking[0], answer_type)).ids
+    prompt = tokenizer.encode(build_prompt(fmt, question, thinking[0], answer_type, mode)).ids
     probe_room = len(force_ids) + answer_tokens
     rows, logits = _prefill(lm, prompt, generators, thinking[-1] + probe_room)
     active = list(range(rows_total))  # original row index of each row still thinking
@@ -168,7 +174,9 @@ def calibrate_question(
             said = _answer(lm, branch, branch_logits, params, stop, stops, answer_tokens, grammar)
             for position, tokens in enumerate(said):
                 row = active[position]  # an empty forced answer falls back to the reasoning, as at run time
-                answers[row][budgets.index(step)] = extract(decode(tokens or think_tokens[row]))
+                answers[row][budgets.index(step)] = extract(
+                    decode(tokens if program else tokens or think_tokens[row])
+                )
             if step == thinking[-1]:
                 break
         tokens = rows.sample(logits, params)
@@ -182,9 +190,12 @@ def calibrate_question(
                     continue
             # Ended on its own (a stop token or string): answers from its reasoning at every
             # later budget; with the grammar it is asked for its answer, as the runtime asks it.
-            value = extract(decode(think_tokens[row]))
-            if grammar is not None:
-                asked.append(position)
+            if program:  # a complete program is run, as the generator runs it
+                value = run_program(PROGRAM_HEAD + decode(think_tokens[row]))
+            else:
+                value = extract(decode(think_tokens[row]))
+                if grammar is not None:
+                    asked.append(position)
             for j, budget in enumerate(budgets):
                 if budget > step:
                     answers[row][j] = value
@@ -212,6 +223,13 @@ def calibrate_question(
         if on_step:
             on_step()
     return QuestionAnswers(answers[:samples], answers[samples], think_tokens)
+
+
+def run_program(source: str) -> str | None:
+    """A program's vote key under the evaluator's default limits (calibration has no deadline)."""
+    from ..tts import program
+
+    return program.vote_key(program.run(source))
 
 
 def _ask(

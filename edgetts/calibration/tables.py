@@ -1,10 +1,11 @@
 """Calibration files: the raw answers of every question and the accuracy table made from them.
 
-One JSON file per (model, eval set): ``$EDGETTS_HOME/calibration/<model>.<eval>.json`` for the
-user's own runs, and ``edgetts/calibration/tables/`` for the default ladder's tables that ship
-with the package. The file is rewritten atomically after every question, so a long calibration
-that is interrupted keeps what it did and resumes where it stopped when run again with the same
-settings.
+One JSON file per (model, eval set, reasoning mode): ``<model>.<eval>.json`` for step-by-step
+reasoning (whose budget 0 is the direct answer) and ``<model>.<eval>.program.json`` for
+program-aided answers (runtime/prompting.py); the user's own runs are kept in
+``$EDGETTS_HOME/calibration/``, the default ladder's tables ship in ``edgetts/calibration/tables/``.
+The file is rewritten atomically after every question, so a long calibration that is interrupted
+keeps what it did and resumes where it stopped when run again with the same settings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from .. import paths
 from ..atomic import write_text_atomic
 from ..errors import EdgeTTSError
+from ..runtime.prompting import STEPS
 from .accuracy import AccuracyTable, accuracy_table
 
 SCHEMA_VERSION = 1
@@ -43,6 +45,11 @@ class Calibration:
     @property
     def budgets(self) -> list[int]:
         return list(self.settings["budgets"])
+
+    @property
+    def mode(self) -> str:
+        """How its samples reasoned: ``steps`` (files from before modes existed) or ``program``."""
+        return str(self.settings.get("mode", STEPS))
 
     @property
     def constrained(self) -> bool:
@@ -103,7 +110,7 @@ class Calibration:
         }
 
     def save(self) -> Path:
-        target = self.path or calibration_path(self.model, self.eval)
+        target = self.path or calibration_path(self.model, self.eval, self.mode)
         write_text_atomic(target, json.dumps(self.to_dict(), separators=(",", ":")))
         self.path = target
         return target
@@ -113,8 +120,12 @@ def calibration_dir() -> Path:
     return paths.home() / "calibration"
 
 
-def calibration_path(model: str, eval_name: str) -> Path:
-    return calibration_dir() / f"{model}.{eval_name}.json"
+def file_name(model: str, eval_name: str, mode: str = STEPS) -> str:
+    return f"{model}.{eval_name}.json" if mode == STEPS else f"{model}.{eval_name}.{mode}.json"
+
+
+def calibration_path(model: str, eval_name: str, mode: str = STEPS) -> Path:
+    return calibration_dir() / file_name(model, eval_name, mode)
 
 
 def parse(text: str, where: str) -> Calibration:
@@ -149,21 +160,23 @@ def parse(text: str, where: str) -> Calibration:
     return calibration
 
 
-def version(model: str, eval_name: str = "gsm8k") -> float | None:
+def version(model: str, eval_name: str = "gsm8k", mode: str = STEPS) -> float | None:
     """The modification time of the user's calibration file (None: the shipped one or none), so
     that callers can cache a table until the file changes."""
-    own = calibration_path(model, eval_name)
+    own = calibration_path(model, eval_name, mode)
     return own.stat().st_mtime if own.exists() else None
 
 
-def load(model: str, eval_name: str = "gsm8k") -> Calibration | None:
-    """The user's calibration of ``model`` on ``eval_name``, else the shipped one, else None."""
-    own = calibration_path(model, eval_name)
+def load(model: str, eval_name: str = "gsm8k", mode: str = STEPS) -> Calibration | None:
+    """The user's calibration of ``model`` on ``eval_name`` in ``mode``, else the shipped one,
+    else None."""
+    own = calibration_path(model, eval_name, mode)
     if own.exists():
         calibration = parse(own.read_text(encoding="utf-8"), str(own))
         calibration.path = own
         return calibration
-    shipped = resources.files("edgetts.calibration") / "tables" / f"{model}.{eval_name}.json"
+    name = file_name(model, eval_name, mode)
+    shipped = resources.files("edgetts.calibration") / "tables" / name
     if shipped.is_file():
-        return parse(shipped.read_text(encoding="utf-8"), f"the shipped calibration {model}.{eval_name}.json")
+        return parse(shipped.read_text(encoding="utf-8"), f"the shipped calibration {name}")
     return None

@@ -1,4 +1,8 @@
-"""Every (model, budget, N) a device profile and the calibration tables allow, with predictions.
+"""Every (model, mode, budget, N) a device profile and the calibration tables allow, with predictions.
+
+A model's step-by-step table (budget 0: the direct answer) gives its ``steps`` candidates; where
+it also has a ``program`` table and the question wants a number, its program-aided candidates
+join them (they need the ``program`` extra's evaluator, tts/program.py).
 
 Latency is predicted at an upper quantile of the profile's held-out residuals (a deadline must
 hold on most runs, not on the average one), for the request's own prompt length; memory is the
@@ -18,7 +22,7 @@ from .. import store
 from ..calibration import tables
 from ..manifest import MANIFEST_NAME, PromptFormat
 from ..profiling.device_profile import DeviceProfile, ModelProfile
-from ..runtime.prompting import build_prompt, force_text
+from ..runtime.prompting import PROGRAM, STEPS, build_prompt, force_text
 from ..tts.answer_types import ANSWER_TOKENS, NUMBER, AnswerType
 from .scheduler import Candidate, CandidateSet, Config
 
@@ -30,8 +34,8 @@ CHARS_PER_TOKEN, TEMPLATE_TOKENS, FORCE_TOKENS = 4, 40, 8
 @dataclass
 class PromptCost:
     direct: int  # prompt tokens at budget 0
-    thinking: int  # prompt tokens at budget > 0
-    force: int  # forcing-text tokens
+    thinking: int  # prompt tokens at budget > 0 (in program mode: the program prompt's)
+    force: int  # forcing-text tokens (in program mode: closing the code, then the cue)
 
 
 @functools.lru_cache(maxsize=32)
@@ -42,20 +46,23 @@ def _prompt_tools(name: str, manifest_mtime: float) -> tuple[Tokenizer, PromptFo
     return Tokenizer.from_file(str(entry.path / "tokenizer.json")), entry.manifest.prompt
 
 
-def prompt_cost(name: str, question: str, answer_type: AnswerType = NUMBER) -> PromptCost:
+def prompt_cost(name: str, question: str, answer_type: AnswerType = NUMBER, mode: str = STEPS) -> PromptCost:
     """Exact token counts with the model's own tokenizer and template where it is in the store
-    (the answer type words the prompt and lists a choice's options)."""
+    (the answer type words the prompt and lists a choice's options; ``mode`` says which
+    reasoning prompt and forcing text the thinking counts are for)."""
     manifest = store.entry_path(name) / MANIFEST_NAME
     if not manifest.exists():
         estimate = TEMPLATE_TOKENS + len(answer_type.question_text(question)) // CHARS_PER_TOKEN
         return PromptCost(estimate, estimate, FORCE_TOKENS)
-    return _counted_cost(name, question, answer_type, manifest.stat().st_mtime)
+    return _counted_cost(name, question, answer_type, mode, manifest.stat().st_mtime)
 
 
 @functools.lru_cache(maxsize=1024)
-def _counted_cost(name: str, question: str, answer_type: AnswerType, manifest_mtime: float) -> PromptCost:
-    """Counted once per (model, question): a request is planned at arrival and again when it
-    starts, and a server sees the same questions again."""
+def _counted_cost(
+    name: str, question: str, answer_type: AnswerType, mode: str, manifest_mtime: float
+) -> PromptCost:
+    """Counted once per (model, question, mode): a request is planned at arrival and again when
+    it starts, and a server sees the same questions again."""
     tokenizer, fmt = _prompt_tools(name, manifest_mtime)
 
     def count(text: str) -> int:
@@ -63,8 +70,8 @@ def _counted_cost(name: str, question: str, answer_type: AnswerType, manifest_mt
 
     return PromptCost(
         count(build_prompt(fmt, question, 0, answer_type)),
-        count(build_prompt(fmt, question, 1, answer_type)),
-        count(force_text(fmt)),
+        count(build_prompt(fmt, question, 1, answer_type, mode)),
+        count(force_text(fmt, mode)),
     )
 
 
@@ -75,26 +82,29 @@ def predicted_run_s(
     budget: int,
     samples: int,
     answer_tokens: int = ANSWER_TOKENS,
+    mode: str = STEPS,
 ) -> float:
     """The upper-quantile latency of one configuration given by the caller (not planned), so that
     the requests queued behind it know how long it holds the CPU."""
-    cost = prompt_cost(name, question)
+    cost = prompt_cost(name, question, NUMBER, mode)
     prompt, force = (cost.direct, 0) if budget == 0 else (cost.thinking, cost.force)
     return float(model.latency.run_s(prompt, budget, answer_tokens, samples, force, QUANTILE))
 
 
 @functools.lru_cache(maxsize=64)
-def calibration(name: str, eval_name: str, version: float | None) -> tables.Calibration | None:
+def calibration(
+    name: str, eval_name: str, version: float | None, mode: str = STEPS
+) -> tables.Calibration | None:
     """The calibration, read once per file version (``version`` keys the cache)."""
-    return tables.load(name, eval_name)
+    return tables.load(name, eval_name, mode)
 
 
 @functools.lru_cache(maxsize=128)
 def accuracy_table(
-    name: str, eval_name: str, version: float | None, kind: str = "number"
+    name: str, eval_name: str, version: float | None, kind: str = "number", mode: str = STEPS
 ) -> tables.AccuracyTable | None:
     """The table for questions of answer type ``kind``, computed once per file version."""
-    found = calibration(name, eval_name, version)
+    found = calibration(name, eval_name, version, mode)
     return None if found is None else found.table_for(kind)
 
 
@@ -110,7 +120,7 @@ def default_kind(names: Sequence[str], eval_name: str) -> str:
     return "number" if kinds <= {"number"} else "text"
 
 
-def constrained(name: str, eval_name: str, kind: str) -> bool:
+def constrained(name: str, eval_name: str, kind: str, mode: str = STEPS) -> bool:
     """Whether a run of ``name`` decodes a ``kind`` answer under its grammar: always for yes/no,
     choices, texts and JSON (a free answer of those types is often unreadable); a number as its
     calibration on ``eval_name`` was read, so that a plan's predicted accuracy is that of what
@@ -118,13 +128,14 @@ def constrained(name: str, eval_name: str, kind: str) -> bool:
     where there is no calibration."""
     if kind != "number":
         return True
-    found = calibration(name, eval_name, tables.version(name, eval_name))
+    found = calibration(name, eval_name, tables.version(name, eval_name, mode), mode)
     return True if found is None else found.constrained
 
 
 def model_candidates(
-    name: str, model: ModelProfile, table: tables.AccuracyTable, cost: PromptCost, answer_tokens: int
-) -> list[Candidate]:
+    name: str, model: ModelProfile, table: tables.AccuracyTable, cost: PromptCost, answer_tokens: int,
+    mode: str = STEPS,
+) -> list[Candidate]:  # fmt: skip
     budgets = np.array(table.budgets, dtype=np.float64)[:, None]
     samples = np.array(table.samples, dtype=np.float64)[None, :]
     prompt = np.where(budgets == 0, cost.direct, cost.thinking)
@@ -143,7 +154,7 @@ def model_candidates(
         for j, n in enumerate(table.samples):
             out.append(
                 Candidate(
-                    config=Config(name, model.quant, int(budget), int(n)),
+                    config=Config(name, model.quant, int(budget), int(n), mode),
                     latency_s=float(upper[i, j]),
                     latency_mean_s=float(mean[i, j]),
                     accuracy=float(table.mean[i, j]),
@@ -163,9 +174,11 @@ def build(
     answer_tokens: int = ANSWER_TOKENS,
     models: Sequence[str] | None = None,
     answer_type: AnswerType = NUMBER,
+    modes: Sequence[str] | None = None,
 ) -> tuple[CandidateSet, list[str]]:
     """Candidates of every profiled model (or of ``models`` among them) that has a calibration
-    on ``eval_name``, with its accuracies for answers of ``answer_type``; the notes say which
+    on ``eval_name``, with its accuracies for answers of ``answer_type``, in each reasoning mode
+    it was calibrated in (``modes``: only these of direct, steps, program); the notes say which
     models were left out and why."""
     candidates: list[Candidate] = []
     notes: list[str] = []
@@ -178,4 +191,25 @@ def build(
             continue
         cost = prompt_cost(name, question, answer_type)
         candidates += model_candidates(name, model, table, cost, answer_tokens)
+        if answer_type.kind == "number" and _writes_programs(name):
+            version = tables.version(name, eval_name, PROGRAM)
+            program_table = accuracy_table(name, eval_name, version, answer_type.kind, PROGRAM)
+            if program_table is not None:
+                cost = prompt_cost(name, question, answer_type, PROGRAM)
+                candidates += model_candidates(name, model, program_table, cost, answer_tokens, PROGRAM)
+    if modes is not None:
+        candidates = [c for c in candidates if c.config.reasoning in modes]
+        if not candidates:
+            notes.append(f"no calibrated configuration reasons as {' or '.join(modes)}")
     return CandidateSet(candidates), notes
+
+
+def _writes_programs(name: str) -> bool:
+    """Whether ``name``'s programs can run here: the evaluator is installed, and the model is an
+    instruct model (or not in the store, planned from a published profile and table)."""
+    from ..tts import program
+
+    if not program.available():
+        return False
+    manifest = store.entry_path(name) / MANIFEST_NAME
+    return not manifest.exists() or _prompt_tools(name, manifest.stat().st_mtime)[1].style == "instruct"

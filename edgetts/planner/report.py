@@ -34,8 +34,9 @@ def frontier_table(plan: Plan) -> Table:
         title=f"Accuracy–latency frontier (target {format_duration(plan.target_s)})", caption=caption
     )
     table.add_column("")
-    for header in ("model", "quant", "budget", "samples", "latency", "mean latency", "accuracy (95 % CI)"):
-        table.add_column(header, justify="left" if header in ("model", "quant") else "right")
+    left = ("model", "quant", "reasoning")
+    for header in (*left, "budget", "samples", "latency", "mean latency", "accuracy (95 % CI)"):
+        table.add_column(header, justify="left" if header in left else "right")
     table.add_column("energy", justify="right")
     table.add_column("memory", justify="right")
     for c in rows:
@@ -44,6 +45,7 @@ def frontier_table(plan: Plan) -> Table:
             "▶" if chosen else "",
             c.config.model,
             c.config.quant,
+            c.config.reasoning,
             str(c.config.budget),
             str(c.config.samples),
             format_duration(c.latency_s),

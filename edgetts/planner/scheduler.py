@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DeadlineUnreachableError, EdgeTTSError, NoFeasiblePlanError
+from ..runtime.prompting import PROGRAM, STEPS
 
 # Accuracies this close are the same number computed two ways (float noise), not a real difference:
 # the tie-break then prefers the cheaper configuration. Statistical ties are the caller's business.
@@ -21,16 +22,24 @@ ACCURACY_TIE = 1e-9
 
 @dataclass(frozen=True)
 class Config:
-    """What to run: a store entry, its quantization, the reasoning-token budget and the number of
-    samples voted over."""
+    """What to run: a store entry, its quantization, the reasoning-token budget, the number of
+    samples voted over and how the samples reason (``steps`` in prose, budget 0 answering
+    directly; ``program``: a function the safe evaluator runs, runtime/prompting.py)."""
 
     model: str  # store entry name, e.g. "qwen2.5-coder-0.5b-int4"
     quant: str
     budget: int
     samples: int
+    mode: str = STEPS
 
     def describe(self) -> str:
-        return f"{self.model}, budget {self.budget}, {self.samples} sample{'s' if self.samples != 1 else ''}"
+        how = f"program of {self.budget} tokens" if self.mode == PROGRAM else f"budget {self.budget}"
+        return f"{self.model}, {how}, {self.samples} sample{'s' if self.samples != 1 else ''}"
+
+    @property
+    def reasoning(self) -> str:
+        """direct | steps | program: what a table or a report calls the way it answers."""
+        return "direct" if self.mode == STEPS and self.budget == 0 else self.mode
 
 
 @dataclass(frozen=True)
@@ -205,8 +214,8 @@ def _frontier(latency: np.ndarray, accuracy: np.ndarray, index: np.ndarray) -> n
     return index[order[keep]]
 
 
-def _last_key(c: Candidate) -> tuple[str, str, int, int]:
-    return c.config.model, c.config.quant, c.config.budget, c.config.samples
+def _last_key(c: Candidate) -> tuple[str, str, int, int, str]:
+    return c.config.model, c.config.quant, c.config.budget, c.config.samples, c.config.mode
 
 
 def _preference(c: Candidate) -> tuple:

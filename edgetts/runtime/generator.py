@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -25,7 +25,7 @@ from ..tts.answer_types import NUMBER, AnswerType
 from ..tts.vote import decided, majority
 from .kv_cache import KVCache
 from .onnx_model import OnnxCausalLM
-from .prompting import build_prompt, force_text
+from .prompting import PROGRAM, PROGRAM_HEAD, PROGRAM_STOPS, STEPS, build_prompt, force_text
 from .sampling import GREEDY, SamplingParams, sample_rows
 from .stops import StopStrings
 
@@ -98,6 +98,7 @@ def generate(
     answer_type: AnswerType = NUMBER,
     constrain: bool | None = None,
     expected_step_s: float | None = None,
+    mode: str = STEPS,
 ) -> Generation:
     """Answer ``question`` with ``samples`` votes, each thinking at most ``budget`` tokens
     (0 = answer directly, -1 = until the context is full).
@@ -124,7 +125,10 @@ def generate(
     calibrated reading numbers unconstrained, and a plan's predicted accuracy must be that of
     what runs; True constrains numbers too. ``expected_step_s``: what a decode step is expected
     to take, which the deadline guard uses until it has measured one (without it, the guard can
-    only stop at the deadline itself before the first step is timed).
+    only stop at the deadline itself before the first step is timed). ``mode``: ``steps``
+    reasons in prose; ``program`` writes a function that the safe evaluator runs
+    (runtime/prompting.py, tts/program.py): a program that ends by itself is run, never asked,
+    and one cut by the budget or the deadline is asked for its answer with the cue.
     """
     start = time.perf_counter()
     _check_request(question, budget, samples, answer_tokens, deadline)
@@ -132,8 +136,8 @@ def generate(
     params = sampling or (GREEDY if samples == 1 else SamplingParams())
     indices = sample_indices if sample_indices is not None else list(range(samples))
     anchored = anchor and samples > 1 and not params.greedy
-    prompt_ids = tokenizer.encode(build_prompt(fmt, question, budget, answer_type)).ids
-    force_ids = tokenizer.encode(force_text(fmt), add_special_tokens=False).ids
+    prompt_ids = tokenizer.encode(build_prompt(fmt, question, budget, answer_type, mode)).ids
+    force_ids = tokenizer.encode(force_text(fmt, mode), add_special_tokens=False).ids
     limit = lm.manifest.architecture.context_length
     if budget == UNLIMITED:  # think until the context is full (vLLM / llama.cpp's -1)
         budget = max(0, limit - len(prompt_ids) - len(force_ids) - answer_tokens)
@@ -144,7 +148,8 @@ def generate(
             f"model's context of {limit} tokens; shorten the question or lower --budget"
         )
     stop_ids = set(fmt.stop_token_ids)
-    stops = StopStrings(tokenizer, [*fmt.stop_strings, *stop])
+    stops = StopStrings(tokenizer, [*fmt.stop_strings, *(PROGRAM_STOPS if mode == PROGRAM else ()), *stop])
+    run_program = _program_runner(start, deadline) if mode == PROGRAM else None
     generators = {i: None if anchored and i == 0 else np.random.default_rng([seed, i]) for i in indices}
 
     if constrain is None:
@@ -229,7 +234,7 @@ def generate(
             if not (ended or complete or (answering and len(said) >= answer_tokens) or stops.hit(said)):
                 keep.append(row)
                 continue
-            if not answering and constraint is not None:
+            if not answering and constraint is not None and run_program is None:
                 # Ended its reasoning by itself: with the grammar it is asked for its answer as a
                 # cut sample is (its stop token is not fed; the forcing text is), so that every
                 # answer of a constrained type is one the grammar allows — reading free reasoning
@@ -241,7 +246,7 @@ def generate(
             sample.done = True
         finished = [s for s in batch.samples if s.done]
         for sample in finished:
-            _finish(sample, tokenizer, stops, answer_type)
+            _finish(sample, tokenizer, stops, answer_type, run_program)
         if not keep:
             break
         if finished and decided([s.value for s in all_samples if s.done], len(keep)):
@@ -256,7 +261,7 @@ def generate(
         measured = True
     for sample in all_samples:
         if not sample.done:  # cut by the deadline mid-answer, or cancelled by the early stop
-            _finish(sample, tokenizer, stops, answer_type)
+            _finish(sample, tokenizer, stops, answer_type, run_program)
             if stopped_early:
                 sample.value = None  # a cancelled sample's half-written text does not vote
     answer, votes = majority([s.value for s in all_samples])
@@ -319,14 +324,35 @@ def _feed(lm: OnnxCausalLM, batch: _Batch, tokens) -> np.ndarray:
     return lm.run(batch.cache, ids)[:, -1]
 
 
-def _finish(sample: Sample, tokenizer: Tokenizer, stops: StopStrings, answer_type: AnswerType) -> None:
+def _finish(
+    sample: Sample, tokenizer: Tokenizer, stops: StopStrings, answer_type: AnswerType,
+    run_program: Callable[[str], str | None] | None = None,
+) -> None:  # fmt: skip
     think = stops.trim(tokenizer.decode(sample.think))
     answer = stops.trim(tokenizer.decode(sample.answer))
     sample.done = True
     sample.text = think + ("\n" + answer if sample.answer else "")
+    if run_program is not None:  # a program that ended by itself is run; a cut one was asked
+        sample.value = answer_type.extract(answer) if sample.forced_by != "none" else run_program(think)
+        return
     # A forced answer is read from the answer part; a sample that ended on its own states its
     # answer in its reasoning.
     sample.value = answer_type.extract(answer if sample.answer else think)
+
+
+def _program_runner(start: float, deadline: float | None) -> Callable[[str], str | None]:
+    """Runs a sample's program body (what follows the prompt's ``def solution():``) under the
+    evaluator's limits, its wall-clock limit cut to half the time the request has left."""
+    from ..tts import program
+
+    def run(body: str) -> str | None:
+        limits = program.Limits()
+        if deadline is not None:
+            left = start + deadline - time.perf_counter()
+            limits = replace(limits, max_seconds=min(limits.max_seconds, max(program.MIN_SECONDS, left / 2)))
+        return program.vote_key(program.run(PROGRAM_HEAD + body, limits))
+
+    return run
 
 
 def _check_request(

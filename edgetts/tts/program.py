@@ -110,8 +110,9 @@ def answer(text: str, limits: Limits = DEFAULT_LIMITS) -> Outcome:
 
 def vote_key(outcome: Outcome) -> str | None:
     """The outcome's number as the vote counts numbers (answers.normalize_number: "18", not
-    "18.0"), so that a program's answer and a step-by-step sample's are one vote."""
-    return None if outcome.value is None else normalize_number(repr(outcome.value))
+    "18.0"), so that a program's answer and a step-by-step sample's are one vote; rounded to six
+    decimals first, so that float noise (0.1 + 0.2) does not split a vote or miss "0.3"."""
+    return None if outcome.value is None else normalize_number(f"{outcome.value:.6f}")
 
 
 # ---- extraction ------------------------------------------------------------------------------
