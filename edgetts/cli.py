@@ -21,6 +21,7 @@ from .cli_profile import profile
 from .cli_ros2 import ros2
 from .cli_serve import serve
 from .errors import EdgeTTSError
+from .runtime.prompting import MODES, STEPS
 from .tts.answer_types import resolve
 
 console = Console(stderr=True)
@@ -166,8 +167,8 @@ def convert(
 @SCHEMA
 @click.option(
     "--mode",
-    type=click.Choice(["steps", "program"]),
-    default="steps",
+    type=click.Choice(MODES),
+    default=STEPS,
     show_default=True,
     help="Reason in prose, or write a function (within --budget tokens) that a safe evaluator runs.",
 )

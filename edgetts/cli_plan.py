@@ -14,6 +14,7 @@ from .durations import parse_duration
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
 from .planner.correction import MIN_RUNS
 from .planner.scheduler import Config, format_duration
+from .runtime.prompting import MODES, STEPS
 from .tts.answer_types import KINDS, resolve
 
 console = Console(stderr=True)
@@ -105,8 +106,8 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 )
 @click.option(
     "--mode",
-    type=click.Choice(["steps", "program"]),
-    default="steps",
+    type=click.Choice(MODES),
+    default=STEPS,
     show_default=True,
     help="Reason in prose (budget 0: a direct answer), or write a program the evaluator runs (its own "
     "table; number questions only, budgets above 0).",

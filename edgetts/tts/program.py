@@ -95,6 +95,7 @@ class Outcome:
 DEFAULT_LIMITS = Limits()
 
 
+@functools.cache  # asked on every plan (planner/candidates.py): a package does not appear mid-run
 def available() -> bool:
     """Whether the ``program`` extra (asteval) is installed."""
     return importlib.util.find_spec("asteval") is not None
