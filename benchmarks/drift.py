@@ -11,6 +11,10 @@ requests, the ladder is profiled (--quick) under that condition's load: the conf
 profile's planner would choose is the reference a corrected plan should reach. Reported per
 condition, engine and target: on-time share, accuracy, the configurations chosen, and after how
 many requests since the load started the corrected engine chose the reference configuration.
+Where the quiet profile holds thread sweeps (`edgetts profile --threads-sweep`), a third engine
+picks its threads for the load it sees ("threads + corrected"); its own reference is what the
+sweep's rows predict for that load (an engine planning with them, uncorrected), and its plans are
+also compared with the 2-thread reference above.
 Needs a quiet machine apart from the load it makes; the issue's targets: >= 99 % on time with
 correction in every condition, and the reference configuration within 5 requests.
 """
@@ -22,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from edgetts import evals, store
@@ -31,6 +36,7 @@ from edgetts.profiling.device import describe, detect
 from edgetts.profiling.device_profile import DeviceProfile
 from edgetts.profiling.profiler import measured_profile, profile_entry
 from edgetts.profiling.sweep import QUICK
+from edgetts.runtime.onnx_model import default_threads
 
 CONDITIONS = (("idle", 0), ("one core busy", 1), ("all cores busy", os.cpu_count() or 2))
 SETTLE = 5  # the issue's target: the reference configuration within 5 requests of the load starting
@@ -42,7 +48,7 @@ def busy(cores: int) -> list[subprocess.Popen]:
 
 def profiled_now(models: list[str]) -> DeviceProfile:
     """A quick profile of ``models`` under whatever load runs now (kept in memory only)."""
-    sections = {name: profile_entry(store.get(name), QUICK) for name in models}
+    sections = {name: profile_entry(store.get(name), QUICK, threads=default_threads()) for name in models}
     return DeviceProfile(describe(detect()), {"source": "measured"}, sections)
 
 
@@ -60,7 +66,16 @@ def main() -> None:
     models = [name for name, _, _ in shipped_models() if name in quiet.models and store.exists(name)]
     quiet.models = {n: quiet.models[n] for n in models}
     quiet.path = None  # the correction stays in memory: this run must not change the user's state
-    engines = {"corrected": Engine(profile=quiet), "as profiled": Engine(profile=quiet, correct=False)}
+    swept = any(m.under_load for m in quiet.models.values())
+    threads = default_threads()
+    plain = replace(quiet, models={n: replace(m, under_load=[]) for n, m in quiet.models.items()})
+    engines = {
+        "corrected": Engine(threads=threads, profile=plain),
+        "as profiled": Engine(threads=threads, profile=plain, correct=False),
+    }
+    if swept:
+        engines["threads + corrected"] = Engine(profile=quiet)
+    rows_reference = Engine(profile=quiet, correct=False) if swept else None
     for engine in engines.values():
         engine.warm()
     results = []
@@ -72,11 +87,17 @@ def main() -> None:
     for condition, cores in CONDITIONS:
         load = busy(cores)
         try:
-            reference = Engine(profile=profiled_now(models), correct=False)
+            reference = Engine(threads=threads, profile=profiled_now(models), correct=False)
+            if rows_reference is not None:
+                rows_reference.watch_load()
             since_start = 0
             for problem in problems:
                 for target in targets:
                     wanted = reference.plan(problem.question, target, best_effort=True)[0].chosen.config
+                    by_rows = (
+                        None if rows_reference is None
+                        else rows_reference.plan(problem.question, target, best_effort=True)[0].chosen.config
+                    )  # fmt: skip
                     for name, engine in engines.items():
                         answer = engine.solve(problem.question, target, best_effort=True)
                         results.append({
@@ -84,7 +105,9 @@ def main() -> None:
                             "request": since_start, "on_time": bool(answer.on_time),
                             "correct": answer.text == problem.reference, "config": answer.config,
                             "reference_config": vars(wanted),
+                            "rows_reference_config": None if by_rows is None else vars(by_rows),
                             "latency_correction": (answer.planned or {}).get("latency_correction"),
+                            "under_load": (answer.planned or {}).get("under_load"),
                         })  # fmt: skip
                     since_start += 1
         finally:
@@ -99,20 +122,24 @@ def summarise(results: list[dict], condition: str) -> None:
     """Per engine and target: on-time share, accuracy, and how the chosen configurations match
     the reference (a profile measured under this condition's load): the first request that
     matched it, and the share of requests from the SETTLE-th on that did."""
-    for engine in ("corrected", "as profiled"):
+    for engine in ("corrected", "as profiled", "threads + corrected"):
         rows = [r for r in results if r["condition"] == condition and r["engine"] == engine]
         for target in sorted({r["target_s"] for r in rows}):
             runs = [r for r in rows if r["target_s"] == target]
-            matched = [r["request"] for r in runs if _same(r["config"], r["reference_config"])]
-            settled = [r for r in runs if r["request"] >= SETTLE]
-            same = sum(_same(r["config"], r["reference_config"]) for r in settled)
-            after = 100 * same / max(len(settled), 1)
             on_time = 100 * sum(r["on_time"] for r in runs) / len(runs)
             right = 100 * sum(r["correct"] for r in runs) / len(runs)
-            first = min(matched) if matched else "never"
+            keys = ["reference_config"] + (["rows_reference_config"] if engine.startswith("threads") else [])
+            matches = []
+            for key in keys:
+                matched = [r["request"] for r in runs if _same(r["config"], r[key])]
+                settled = [r for r in runs if r["request"] >= SETTLE]
+                same = sum(_same(r["config"], r[key]) for r in settled)
+                first = min(matched) if matched else "never"
+                matches.append(f"{first} | {100 * same / max(len(settled), 1):.0f} %")
+            used = sorted({r["config"].get("threads") for r in runs})
             print(
-                f"| {condition} | {engine} | {target:g} s | {on_time:.0f} % | {right:.0f} % "
-                f"| {first} | {after:.0f} % |",
+                f"| {condition} | {engine} ({'/'.join(map(str, used))} thr) | {target:g} s | {on_time:.0f} % "
+                f"| {right:.0f} % | {' ; rows: '.join(matches)} |",
                 flush=True,
             )
 

@@ -207,9 +207,15 @@ def plan_command(
     resolve(question, answer_type, choices, schema=schema)  # bad type, options or schema: one line
     engine = _engine(device_id, profile_file, eval_set)
     kind = engine.answer_type_of(question, answer_type, choices, schema)
+    engine.watch_load()
+    choices = engine.threads_now()
     chosen_plan, candidates = engine.plan(
-        question, target, cap, best_effort, answer_type=kind, modes=plan_modes(mode)
+        question, target, cap, best_effort, answer_type=kind, modes=plan_modes(mode), choices=choices
     )
+    threads = {
+        name: {"threads": choice.threads, "under_load_row": choice.busy_cores}
+        for name, choice in sorted(choices.items())
+    }
     correction = {
         name: factors.to_dict()
         for name in sorted(engine.device_profile().models)
@@ -232,9 +238,18 @@ def plan_command(
             "device": engine.device_profile().device_id, "target_ms": 1000 * chosen_plan.target_s,
             "best_effort": chosen_plan.best_effort, "chosen": row(chosen_plan.chosen),
             "frontier": [row(c) for c in chosen_plan.frontier], "latency_correction": correction,
+            "threads": threads, "other_load_cores": engine.other_load_cores(),
         }, indent=2))  # fmt: skip
         return
     stdout_console().print(frontier_table(chosen_plan))
+    for name, choice in choices.items():
+        if choice.busy_cores is not None:
+            console.print(
+                f"other load {engine.other_load_cores():.1f} cores: {name} planned with {choice.threads} "
+                f"thread(s), its thread sweep's row at {choice.busy_cores} busy core(s)",
+                highlight=False,
+                soft_wrap=True,
+            )
     for name, factors in correction.items():
         console.print(
             f"latency correction in use for {name}: prefill x{factors['prefill']:g}, decode "
@@ -309,7 +324,7 @@ def run_command(
             f"answer in {format_duration(answer.latency_ms / 1000)} of {format_duration(target)}; "
             f"start-up {format_duration(startup_s)} not counted. "
             f"Predicted {format_duration(float(planned.get('predicted_ms', 0)) / 1000)}{energy_text}; "
-            f"{Config(**answer.config).describe()}, "
+            f"{Config.of(answer.config).describe()} on {answer.config['threads']} thread(s), "
             f"expected accuracy {100 * float(planned.get('predicted_accuracy', 0)):.0f} %; "
             f"votes {answer.votes or '{}'}",
             highlight=False,

@@ -51,29 +51,42 @@ def split_names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
-def profile_this_device(names: list[str] | None, quick: bool, threads: int | None) -> DeviceProfile:
+def profile_this_device(
+    names: list[str] | None, quick: bool, threads: int | None, threads_sweep: bool = False
+) -> DeviceProfile:
     """Sweep ``names`` (default: every store entry), fit, merge into this device's profile, save.
     A sweep the machine's other load disturbed is measured again, and said so (see
-    profiler.watched_sweep); whether the result is busy is the caller's to warn about."""
+    profiler.watched_sweep); whether the result is busy is the caller's to warn about.
+    ``threads_sweep``: also measure every thread count under busy loops (profiling/threads.py)."""
     from .profiling.device import describe, detect
     from .profiling.energy import meter_for
     from .profiling.load import LoadMeter
     from .profiling.profiler import conditions, measured_profile, merge, profile_entry, select_entries
     from .profiling.sweep import FULL, QUICK
+    from .profiling.threads import sweep_threads, sweep_units
+    from .runtime.onnx_model import OnnxCausalLM, default_threads
 
     info = detect()
     meter = meter_for(info)
     load = LoadMeter()
     entries = select_entries(names)
     plan = QUICK if quick else FULL
+    cores = default_threads()
+    units = plan.units() + (sweep_units(cores) if threads_sweep else 0)
     models = {}
-    with progress_bar("profiling", plan.units() * len(entries)) as advance:
+    with progress_bar("profiling", units * len(entries)) as advance:
         for entry in entries:
             advance(f"profiling {entry.name}")
             models[entry.name] = profile_entry(
                 entry, plan, meter=meter, meter_source=meter.source, threads=threads, tick=advance,
                 load=load, on_busy=repeating(entry.name),
             )  # fmt: skip
+            if threads_sweep:
+                advance(f"{entry.name}: every thread count under busy loops")
+                models[entry.name].under_load = sweep_threads(
+                    lambda count, entry=entry: OnnxCausalLM(entry.path, entry.manifest, threads=count),
+                    cores, tick=advance,
+                )  # fmt: skip
     profile = merge(describe(info), measured_profile(info.id), models, conditions(meter.source, meter.notes))
     profile.save()
     return profile
@@ -176,15 +189,40 @@ def summary_table(profile: DeviceProfile) -> Table:
     return table
 
 
+def under_load_table(profile: DeviceProfile) -> Table:
+    """The thread sweep's rows: the step a plan would use per thread count and busy cores."""
+    table = Table(title="decode step per thread count under busy loops (profile --threads-sweep)")
+    for column in ("model", "busy cores", "threads", "step N=1", "step N=4", "other load measured"):
+        table.add_column(column, no_wrap=True)
+    for name, model in sorted(profile.models.items()):
+        for row in model.under_load:
+            table.add_row(
+                name, str(row.busy_cores), str(row.threads),
+                f"{1000 * float(row.latency.step_s(1, 256)):.2f} ms",
+                f"{1000 * float(row.latency.step_s(4, 256)):.2f} ms",
+                f"{100 * float(row.load.get('foreign_cpu') or 0):.0f} % of the CPU",
+            )  # fmt: skip
+    return table
+
+
 @click.group(invoke_without_command=True)
 @click.option("--models", "names", help="Comma-separated store entries (default: all of them).")
 @click.option(
     "--quick", is_flag=True, help="Fewer points and repeats: about a minute for the default ladder."
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
+@click.option(
+    "--threads-sweep",
+    is_flag=True,
+    help="Also measure every thread count with 0 … all cores kept busy by busy loops it starts, so "
+    "that the engine picks threads for the load it sees (a few minutes per model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the written profile as JSON.")
 @click.pass_context
-def profile(ctx: click.Context, names: str | None, quick: bool, threads: int | None, as_json: bool) -> None:
+def profile(
+    ctx: click.Context, names: str | None, quick: bool, threads: int | None, threads_sweep: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
     """Measure prefill and decode latency of store entries on this device and fit the latency model.
 
     Writes $EDGETTS_HOME/profiles/<device-id>.yaml atomically (an interrupted run keeps the old
@@ -192,11 +230,13 @@ def profile(ctx: click.Context, names: str | None, quick: bool, threads: int | N
     """
     if ctx.invoked_subcommand is not None:
         return
-    result = profile_this_device(split_names(names), quick, threads)
+    result = profile_this_device(split_names(names), quick, threads, threads_sweep)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         stdout_console().print(summary_table(result))
+        if any(m.under_load for m in result.models.values()):
+            stdout_console().print(under_load_table(result))
         console.print(f"wrote {result.path}", highlight=False)
     warn_if_busy(result)
 
@@ -238,6 +278,8 @@ def show(
             click.echo(json.dumps(loaded.to_dict(), indent=2))
         else:
             stdout_console().print(summary_table(loaded))
+            if any(m.under_load for m in loaded.models.values()):
+                stdout_console().print(under_load_table(loaded))
         return
     if loaded.device_id != here:
         raise ProfileError(

@@ -31,10 +31,13 @@ from .planner.correction import Correction, corrected, ratios
 from .planner.scheduler import Config, plan
 from .profiling.device_profile import DeviceProfile, ModelProfile, load_for
 from .profiling.device_profile import load as load_profile
+from .profiling.latency_model import LatencyModel
+from .profiling.load import LoadWatch
 from .profiling.profiler import merge
+from .profiling.threads import Choice, choose
 from .reprofile import Reprofiler
 from .runtime.generator import Generation, generate
-from .runtime.onnx_model import OnnxCausalLM
+from .runtime.onnx_model import OnnxCausalLM, default_threads
 from .runtime.prompting import STEPS
 from .runtime.sampling import SamplingParams
 from .tts.answer_types import NUMBER, AnswerType, resolve
@@ -119,7 +122,10 @@ class Engine:
         what planned runs measure (planner/correction.py), saved next to a profile file;
         ``auto_reprofile``: when a model's correction drifts, measure it again in the
         background while no request runs, and plan with that (reprofile.py). Off by default:
-        a re-profile holds the CPU in every gap between requests for a minute or so."""
+        a re-profile holds the CPU in every gap between requests for a minute or so.
+        ``threads``: intra-op threads; None picks them per request for the other load on the
+        CPU where the profile measured thread counts under load (`profile --threads-sweep`,
+        profiling/threads.py), else one per physical core."""
         self.threads = threads
         self.eval_name = evals.name_of(eval_name)
         self.correct = correct
@@ -128,7 +134,9 @@ class Engine:
         self._correction: Correction | None = None
         self._profile = profile
         self._info = None
-        self._models: dict[str, tuple[OnnxCausalLM, Tokenizer]] = {}
+        self._models: dict[tuple[str, int], OnnxCausalLM] = {}  # (model, threads): a session
+        self._tokenizers: dict[str, Tokenizer] = {}
+        self._watch: LoadWatch | None = None
         self._lock = threading.Lock()
         self._worker: DecodeWorker | None = None
 
@@ -150,17 +158,53 @@ class Engine:
                 self._correction = Correction.load(path) if path else Correction()
             return self._correction
 
-    def planning_profile(self) -> DeviceProfile:
-        """The profile with each model's predictions scaled by the run-time correction (the
-        profile itself with ``correct=False``)."""
+    def threads_now(self) -> dict[str, Choice]:
+        """Per profiled model, the thread count to decode with for the other load on the CPU now
+        and the latency model measured for it (profiling/threads.py); models without a thread
+        sweep get ``threads`` (or one per physical core) and their profile's latency."""
         profile = self.device_profile()
-        if not self.correct:
-            return profile
-        state = self.correction()
-        models = {
-            name: replace(model, latency=corrected(model.latency, state.factors(name)))
-            for name, model in profile.models.items()
-        }
+        choices = {}
+        for name, model in profile.models.items():
+            if not model.under_load:
+                choices[name] = Choice(self.threads or default_threads(), model.latency, None)
+                continue
+            quiet_threads = int(model.details.get("measured", {}).get("threads") or default_threads())
+            foreign = self._load_watch().foreign_cores()
+            choices[name] = choose(model.under_load, model.latency, quiet_threads, foreign, self.threads)
+        return choices
+
+    def other_load_cores(self) -> float | None:
+        """Other processes' CPU load over the last two seconds, in cores (None: not watched,
+        since no profiled model has a thread sweep to pick threads by)."""
+        return None if self._watch is None else self._watch.foreign_cores()
+
+    def watch_load(self, settle_s: float = 0.5) -> None:
+        """Start watching the other load on the CPU where some profiled model has a thread sweep
+        (warm() does): waits ``settle_s`` so that the first reading covers a window rather than
+        an instant. Without it the first request starts the watch and plans as if quiet."""
+        if any(m.under_load for m in self.device_profile().models.values()) and self._watch is None:
+            self._load_watch()
+            time.sleep(settle_s)
+
+    def _load_watch(self) -> LoadWatch:
+        with self._lock:
+            if self._watch is None:
+                self._watch = LoadWatch().start()
+            return self._watch
+
+    def planning_profile(self, choices: dict[str, Choice] | None = None) -> DeviceProfile:
+        """The profile with each model's latency the one for the threads it would run with now
+        (``choices``, default :meth:`threads_now`), scaled by the run-time correction (unscaled
+        with ``correct=False``)."""
+        profile = self.device_profile()
+        choices = self.threads_now() if choices is None else choices
+        state = self.correction() if self.correct else None
+        models = {}
+        for name, model in profile.models.items():
+            latency = choices[name].latency if name in choices else model.latency
+            if state is not None:
+                latency = corrected(latency, state.factors(name))
+            models[name] = replace(model, latency=latency)
         return replace(profile, models=models)
 
     def _device(self):
@@ -180,15 +224,17 @@ class Engine:
         models: Sequence[str] | None = None,
         answer_type: AnswerType = NUMBER,
         modes: Sequence[str] | None = None,
+        choices: dict[str, Choice] | None = None,
     ):
         """The configuration :meth:`solve` would run, and the candidates it was chosen from
         (``models``: plan over these profiled entries only; ``answer_type``: the answer's kind,
         whose accuracy table the plan maximises and whose length it predicts; ``modes``: only
-        configurations that answer directly, reason in steps or write a program, as named)."""
+        configurations that answer directly, reason in steps or write a program, as named;
+        ``choices``: the thread counts to predict with, default :meth:`threads_now`)."""
         if latency <= 0:
             raise EdgeTTSError(f"latency {latency} s is not positive")
         candidates, notes = build_candidates(
-            self.planning_profile(), question, self.eval_name, answer_tokens=answer_type.answer_tokens,
+            self.planning_profile(choices), question, self.eval_name, answer_tokens=answer_type.answer_tokens,
             models=models, answer_type=answer_type, modes=modes,
         )  # fmt: skip
         if not len(candidates):
@@ -215,16 +261,34 @@ class Engine:
         start-up, not counted against the deadline)."""
         start = time.perf_counter()
         self._meter()
+        self.watch_load()
         candidates = build_candidates(self.device_profile(), WARM_QUESTION, self.eval_name)[0]
         if models is None:
             models = sorted({c.config.model for c in candidates.candidates if store.exists(c.config.model)})
         for name in models:
             # Prefill plus one decode step: onnxruntime allocates its arenas and picks kernels on
             # the first runs of each shape family, which a first request would otherwise pay (and
-            # the answer grammar's tokenizer is built once per model, ~0.3 s for Qwen's).
-            self.generate(WARM_QUESTION, model=name, budget=0, samples=1, answer_tokens=2, constrain=True)
+            # the answer grammar's tokenizer is built once per model, ~0.3 s for Qwen's). A
+            # session per thread count the model may be run with under some load.
+            for count in self._thread_counts(name):
+                self.generate(
+                    WARM_QUESTION, model=name, budget=0, samples=1, answer_tokens=2, constrain=True,
+                    threads=count,
+                )  # fmt: skip
         self._decode_worker()
         return time.perf_counter() - start
+
+    def _thread_counts(self, name: str) -> list[int]:
+        """The thread counts ``name`` runs with at some measured load level (one session each)."""
+        model = self.device_profile().models.get(name)
+        if model is None or not model.under_load:
+            return [self.threads or default_threads()]
+        quiet_threads = int(model.details.get("measured", {}).get("threads") or default_threads())
+        levels = sorted({row.busy_cores for row in model.under_load})
+        return sorted({
+            choose(model.under_load, model.latency, quiet_threads, level, self.threads).threads
+            for level in levels
+        })  # fmt: skip
 
     def solve(
         self,
@@ -347,6 +411,9 @@ class Engine:
             worker.close(timeout=10)
         if reprofiler is not None:  # it stops at its next pause: the worker is closed
             reprofiler.join(timeout=10)
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         if self._correction is not None:
             self._correction.save(force=True)
 
@@ -382,15 +449,17 @@ class Engine:
         # An admitted request is answered: if the queue ran slower than predicted and nothing
         # fits any more, the fastest configuration runs and the guard keeps the deadline (a
         # refusal after the wait would reach the caller late, with nothing).
-        plan_now = self.plan(question, left, energy, True, models, kind, modes)[0]
+        choices = self.threads_now()  # one look at the other load: plan and run with the same
+        plan_now = self.plan(question, left, energy, True, models, kind, modes, choices)[0]
         chosen, config = plan_now.chosen, plan_now.chosen.config
         job.predicted_s = chosen.latency_s  # what later arrivals count as work ahead
-        self.load(config.model)  # a model warm() did not load is charged to this request
+        choice = choices[config.model]
+        self.load(config.model, choice.threads)  # a session warm() did not load is charged here
         if on_start is not None:
             on_start(config)
         meter = self._meter()
         meter.begin()
-        profiled = self.planning_profile().models[config.model]
+        profiled = self.planning_profile(choices).models[config.model]
         context = prompt_cost(config.model, question, kind, config.mode).thinking
         # The guard gets what is left of the request's time after planning (and any load).
         answer = self.generate(
@@ -406,6 +475,7 @@ class Engine:
             answer_tokens=kind.answer_tokens,
             expected_step_s=float(profiled.latency.step_s(config.samples, context)),
             mode=config.mode,
+            threads=choice.threads,
         )
         reading = meter.end()
         answer.latency_ms = 1000 * (time.perf_counter() - job.arrival)  # from arrival, as the deadline
@@ -421,13 +491,20 @@ class Engine:
         }
         if self.device_profile().busy_load() is not None:  # its predictions are a loaded machine's
             answer.planned["profile_busy"] = True
+        if choice.busy_cores is not None:  # planned with the thread sweep's row for the load seen
+            answer.planned["under_load"] = {
+                "busy_cores": choice.busy_cores, "other_load_cores": round(self.other_load_cores() or 0, 2),
+            }  # fmt: skip
         if self.correct:
-            answer.planned.update(self._observe(config.model, question, kind, answer))
+            answer.planned.update(self._observe(config.model, question, kind, answer, choice.latency))
         return answer
 
-    def _observe(self, model: str, question: str, kind: AnswerType, answer: Answer) -> dict:
-        """Feed what this run measured into the correction; what the answer reports of it."""
-        latency = self.device_profile().models[model].latency
+    def _observe(
+        self, model: str, question: str, kind: AnswerType, answer: Answer, latency: LatencyModel
+    ) -> dict:
+        """Feed what this run measured against ``latency`` (what it was planned with, before the
+        correction) into the correction; what the answer reports of it. The correction is then
+        what neither the profile nor its thread sweep's row for the load seen predicted."""
         force = prompt_cost(model, question, kind, str(answer.config.get("mode", STEPS))).force
         batch = len(answer.sample_forced_by)
         steps = [  # model steps each sample took: its tokens, and the forcing text if it was fed
@@ -456,9 +533,9 @@ class Engine:
             return self._reprofiler
 
     def _loaded(self, name: str) -> OnnxCausalLM | None:
+        """The session a re-profile measures: the one with the profile's own thread count."""
         with self._lock:
-            entry = self._models.get(name)
-        return None if entry is None else entry[0]
+            return self._models.get((name, self.threads or default_threads()))
 
     def _take_profile(self, name: str, measured: ModelProfile) -> None:
         """Plan with a model's fresh measurement (reprofile.py): it replaces the model's section
@@ -469,7 +546,11 @@ class Engine:
             assert profile is not None
             old = profile.models[name]
             # the weights' memory did not change; power is kept where this sweep had no meter
-            measured = replace(measured, resident_bytes=old.resident_bytes, power=measured.power or old.power)
+            # and the thread sweep's rows still say how the model shares the CPU with other load
+            measured = replace(
+                measured, resident_bytes=old.resident_bytes, power=measured.power or old.power,
+                under_load=measured.under_load or old.under_load,
+            )  # fmt: skip
             self._profile = replace(profile, models={**profile.models, name: measured})
         if profile.path is not None:
             on_disk = load_profile(profile.path) if profile.path.exists() else profile
@@ -497,14 +578,17 @@ class Engine:
 
         return meter_for(self._device())
 
-    def load(self, model: str) -> tuple[OnnxCausalLM, Tokenizer]:
+    def load(self, model: str, threads: int | None = None) -> tuple[OnnxCausalLM, Tokenizer]:
+        """``model``'s session with ``threads`` intra-op threads (default: the engine's, else
+        one per physical core), loaded once, and its tokenizer."""
+        key = (model, threads or self.threads or default_threads())
         with self._lock:
-            if model not in self._models:
+            if key not in self._models:
                 entry = store.get(model)
-                lm = OnnxCausalLM(entry.path, entry.manifest, threads=self.threads)
-                tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
-                self._models[model] = (lm, tokenizer)
-            return self._models[model]
+                self._models[key] = OnnxCausalLM(entry.path, entry.manifest, threads=key[1])
+                if model not in self._tokenizers:
+                    self._tokenizers[model] = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
+            return self._models[key], self._tokenizers[model]
 
     def generate(
         self,
@@ -524,12 +608,14 @@ class Engine:
         constrain: bool | None = None,
         expected_step_s: float | None = None,
         mode: str = STEPS,
+        threads: int | None = None,
     ) -> Answer:
         """One generation with the configuration given (no plan, no queue): see
         runtime.generator.generate. ``constrain`` (None: as planner/candidates.constrained says
         for this model on this engine's eval set) decodes the answer under its type's grammar;
-        ``mode``: ``steps`` (prose reasoning) or ``program`` (program-aided, tts/program.py)."""
-        lm, tokenizer = self.load(model)
+        ``mode``: ``steps`` (prose reasoning) or ``program`` (program-aided, tts/program.py);
+        ``threads``: the session's intra-op threads (see :meth:`load`)."""
+        lm, tokenizer = self.load(model, threads)
         if constrain is None:
             constrain = constrained(model, self.eval_name, answer_type.kind, mode)
         result: Generation = generate(
@@ -546,6 +632,7 @@ class Engine:
                 "budget": budget,
                 "samples": samples,
                 "mode": mode,
+                "threads": lm.threads,
             },
             latency_ms=result.latency_ms,
             prefill_ms=result.prefill_ms,

@@ -18,7 +18,7 @@ WAIT = 60
 def test_warm_loads_what_planning_and_the_first_request_need(tiny_engine):
     seconds = tiny_engine.warm()
     assert seconds > 0
-    assert "llama-fp32" in tiny_engine._models, "the model the planner may choose is loaded"
+    assert ("llama-fp32", 1) in tiny_engine._models, "the model the planner may choose is loaded (1 thread)"
     answer = tiny_engine.solve(QUESTION, latency=30.0)
     assert answer.queued_ms is not None and answer.queued_ms >= 0
     data = answer.to_json()

@@ -25,7 +25,7 @@ GAIN_GOAL = 5.0  # percentage points over baseline (a), wherever reasoning fits
 
 
 def describe(config: dict[str, Any]) -> str:
-    return Config(**config).describe()
+    return Config.of(config).describe()
 
 
 def bench_summary(

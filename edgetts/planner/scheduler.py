@@ -8,7 +8,7 @@ the frontier, and a Python-level tie-break over the handful of equally accurate 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -35,6 +35,12 @@ class Config:
     def describe(self) -> str:
         how = f"program of {self.budget} tokens" if self.mode == PROGRAM else f"budget {self.budget}"
         return f"{self.model}, {how}, {self.samples} sample{'s' if self.samples != 1 else ''}"
+
+    @classmethod
+    def of(cls, config: dict) -> Config:
+        """The configuration an answer's ``config`` dict ran (it also says how it ran, e.g. the
+        session's threads, which is the engine's choice for the load, not the planner's)."""
+        return cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
 
     @property
     def reasoning(self) -> str:

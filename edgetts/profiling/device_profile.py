@@ -20,9 +20,14 @@ from .. import paths
 from ..atomic import write_text_atomic
 from ..errors import EdgeTTSError
 from .latency_model import LatencyModel
+from .threads import UnderLoad
 
 SCHEMA_VERSION = 1
 SOURCES = ("measured", "published")
+# a model section's own keys; any other key is a detail kept as written (measured:, reference:)
+SECTION_KEYS = frozenset(
+    ("source", "quant", "context_length", "memory", "latency", "power", "points", "under_load")
+)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -84,6 +89,8 @@ class ModelProfile:
     power: PowerModel | None = None
     points: dict[str, list] = field(default_factory=dict)  # raw measurements / published points
     details: dict[str, Any] = field(default_factory=dict)  # e.g. the reference of published numbers
+    # latency per thread count under other load (`profile --threads-sweep`, profiling/threads.py)
+    under_load: list[UnderLoad] = field(default_factory=list)
 
     def memory_bytes(self, samples, tokens) -> np.ndarray:
         """Resident model + the KV cache of ``samples`` rows of ``tokens`` tokens, doubled because
@@ -106,6 +113,8 @@ class ModelProfile:
             "power": self.power.to_dict() if self.power else None,
             "points": self.points,
         }
+        if self.under_load:
+            data["under_load"] = [row.to_dict() for row in self.under_load]
         data.update(self.details)
         return data
 
@@ -119,7 +128,6 @@ class ModelProfile:
             if source not in SOURCES:
                 raise ValueError(f"source {source!r} is neither measured nor published")
             memory = data["memory"]
-            known = {"source", "quant", "context_length", "memory", "latency", "power", "points"}
             return cls(
                 name=name,
                 source=source,
@@ -130,7 +138,8 @@ class ModelProfile:
                 kv_bytes_per_token=int(memory["kv_bytes_per_token"]),
                 power=PowerModel.from_dict(data["power"], where) if data.get("power") else None,
                 points=dict(data.get("points") or {}),
-                details={k: v for k, v in data.items() if k not in known},
+                details={k: v for k, v in data.items() if k not in SECTION_KEYS},
+                under_load=[UnderLoad.from_dict(row, where) for row in data.get("under_load") or []],
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ProfileError(f"{where}: malformed ({err}); run `edgetts profile` again") from None

@@ -14,7 +14,9 @@ the meter at a recorded tree instead of this machine's ``/``; the psutil reading
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -245,3 +247,59 @@ class LoadMeter:
 def _share(seconds: float, capacity: float) -> float:
     """A share of the window's CPU time, 0–1; 0 for a window shorter than the kernel's tick."""
     return min(1.0, max(0.0, seconds / capacity)) if capacity > 0 else 0.0
+
+
+class LoadWatch:
+    """Other processes' CPU load *now*, in cores, for the engine to pick threads by
+    (profiling/threads.py): a daemon thread samples the machine's and this process's CPU time
+    every ``interval_s`` and the load is the foreign share over the last ``window_s``.
+
+    Why a sampler and not a reading at request time: a request cannot wait a second to measure,
+    and a window since the previous request (which may be a minute old) would average a load
+    that just started away. Sampling costs two reads of /proc every quarter second."""
+
+    def __init__(
+        self, window_s: float = 2.0, interval_s: float = 0.25,
+        system: Callable[[], CpuSample] = system_sample, own: Callable[[], float] = own_cpu_seconds,
+    ):  # fmt: skip
+        self.window_s, self.interval_s = window_s, interval_s
+        self._system, self._own = system, own
+        self._samples: deque[tuple[float, CpuSample, float]] = deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LoadWatch:
+        with self._lock:
+            if self._thread is None:
+                self._take()
+                self._thread = threading.Thread(target=self._run, name="edgetts-load", daemon=True)
+                self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _take(self) -> None:
+        now = time.monotonic()
+        self._samples.append((now, self._system(), self._own()))
+        while len(self._samples) > 2 and self._samples[1][0] <= now - self.window_s:
+            self._samples.popleft()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with self._lock:
+                self._take()
+
+    def foreign_cores(self) -> float:
+        """Cores' worth of CPU other processes used over the last window (0 until a sample
+        ``interval_s`` old exists: no load is known yet)."""
+        with self._lock:
+            if len(self._samples) < 2:
+                return 0.0
+            (_, before, own_before), (_, after, own_after) = self._samples[0], self._samples[-1]
+        capacity = after.total - before.total
+        foreign = max(0.0, after.busy - before.busy - max(0.0, own_after - own_before))
+        return _share(foreign, capacity) * (psutil.cpu_count() or 1)

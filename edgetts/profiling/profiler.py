@@ -18,7 +18,6 @@ import psutil
 from .. import __version__, store
 from ..runtime.onnx_model import OnnxCausalLM, default_threads
 from .device_profile import DeviceProfile, ModelProfile, PowerModel, ProfileError, find
-from .latency_model import LatencyModel, fit_decode, fit_prefill
 from .load import LoadMeter, LoadReading
 from .sweep import Point, Sweep, SweepPlan, measure_decode, measure_prefill, run_sweep
 
@@ -92,14 +91,7 @@ def profile_loaded(
     """profile_entry on a model already loaded (``resident``: the memory it holds): what a
     running engine re-profiles with, so that it does not load a second copy of the weights."""
     sweep, reading, sweeps = watched_sweep(lm, plan, meter, tick, load or LoadMeter(), on_busy)
-    latency = LatencyModel(
-        prefill=fit_prefill([p.length for p in sweep.prefill], [p.seconds for p in sweep.prefill]),
-        decode=fit_decode(
-            [p.batch for p in sweep.decode],
-            [p.context for p in sweep.decode],
-            [p.seconds for p in sweep.decode],
-        ),
-    )
+    latency = sweep.fit()
     return ModelProfile(
         name=entry.name,
         source="measured",

@@ -19,6 +19,7 @@ import psutil
 
 from ..runtime.onnx_model import OnnxCausalLM
 from ..runtime.sampling import GREEDY, SamplingParams, sample_rows
+from .latency_model import LatencyModel, fit_decode, fit_prefill
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,16 @@ class Sweep:
     prefill: list[Point]
     decode: list[Point]
     peak_rss_bytes: int
+
+    def fit(self) -> LatencyModel:
+        """The latency model these points give (latency_model's form choice per phase)."""
+        return LatencyModel(
+            prefill=fit_prefill([p.length for p in self.prefill], [p.seconds for p in self.prefill]),
+            decode=fit_decode(
+                [p.batch for p in self.decode], [p.context for p in self.decode],
+                [p.seconds for p in self.decode],
+            ),
+        )  # fmt: skip
 
 
 def within(values: tuple[int, ...], limit: int) -> list[int]:

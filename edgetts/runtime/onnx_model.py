@@ -42,7 +42,8 @@ class OnnxCausalLM:
         name = self.manifest.name
         require_precision(name, self.manifest.quant_type)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
+        self.threads = threads or default_threads()
+        options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
