@@ -21,7 +21,7 @@ from edgetts.profiling import device_profile
 from edgetts.profiling.device import detect
 from edgetts.profiling.device_profile import DeviceProfile
 from edgetts.profiling.latency_model import LatencyModel, fit_decode, fit_prefill
-from edgetts.profiling.load import CpuSample, LoadWatch
+from edgetts.profiling.load import CpuSample, LoadWatch, others_running
 from edgetts.profiling.sweep import SweepPlan
 from edgetts.profiling.threads import UnderLoad, busy_levels, choose, sweep_threads, thread_counts
 from edgetts.runtime.onnx_model import OnnxCausalLM, default_threads
@@ -106,14 +106,31 @@ class _Counters:
 def test_the_load_watch_counts_other_processes_not_this_one(monkeypatch):
     monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 4)
     counters = _Counters(cpus=4, foreign_cores=1.5, own_cores=2.0)
-    watch = LoadWatch(window_s=0.5, interval_s=0.05, system=counters.system, own=counters.own_seconds)
-    assert watch.foreign_cores() == 0.0  # nothing sampled yet: no load known
-    watch.start()
+    no_proc = LoadWatch(  # where /proc is missing: the share of CPU time others got
+        window_s=0.5, interval_s=0.05, system=counters.system, own=counters.own_seconds, running=lambda: None
+    )  # fmt: skip
+    assert no_proc.foreign_cores() == 0.0  # nothing sampled yet: no load known
+    counts = iter([3, 2, 2, 3] + [2] * 1000)
+    runnable = LoadWatch(window_s=0.5, interval_s=0.05, system=counters.system, running=lambda: next(counts))
+    no_proc.start(), runnable.start()
     try:
         time.sleep(0.4)
-        assert watch.foreign_cores() == pytest.approx(1.5, abs=0.1)
+        assert no_proc.foreign_cores() == pytest.approx(1.5, abs=0.1)
+        assert runnable.foreign_cores() == pytest.approx(2.0, abs=0.2)  # the window's mean
     finally:
-        watch.stop()
+        no_proc.stop(), runnable.stop()
+
+
+def test_runnable_threads_of_other_processes_from_a_recorded_proc_tree(tmp_path):
+    (tmp_path / "proc/self/task/10").mkdir(parents=True)
+    (tmp_path / "proc/self/task/11").mkdir(parents=True)
+    (tmp_path / "proc/stat").write_text("cpu  1 2 3 4\nprocs_running 4\nprocs_blocked 0\n")
+    (tmp_path / "proc/self/task/10/stat").write_text("10 (python (x) y) R 1 1 1\n")  # a ")" in the name
+    (tmp_path / "proc/self/task/11/stat").write_text("11 (onnx) S 1 1 1\n")
+    assert others_running(tmp_path) == 3
+    (tmp_path / "proc/stat").write_text("cpu  1 2 3 4\n")
+    assert others_running(tmp_path) is None
+    assert others_running(tmp_path / "nothing") is None
 
 
 def _busy_loop() -> subprocess.Popen:

@@ -249,22 +249,44 @@ def _share(seconds: float, capacity: float) -> float:
     return min(1.0, max(0.0, seconds / capacity)) if capacity > 0 else 0.0
 
 
+def others_running(root: Path = Path("/")) -> int | None:
+    """Threads of other processes runnable right now: the kernel's ``procs_running``
+    (``proc/stat``, every runnable thread on the machine) less this process's threads in state
+    R (``proc/self/task/*/stat``). None where there is no /proc (not Linux)."""
+    text = _read(Path(root) / "proc/stat")
+    line = next((row for row in (text or "").splitlines() if row.startswith("procs_running ")), None)
+    if line is None:
+        return None
+    own = 0
+    for stat in (Path(root) / "proc/self/task").glob("*/stat"):
+        fields = (_read(stat) or "").rpartition(")")[2].split()
+        own += bool(fields) and fields[0] == "R"
+    return max(0, int(line.split()[1]) - own)
+
+
 class LoadWatch:
-    """Other processes' CPU load *now*, in cores, for the engine to pick threads by
-    (profiling/threads.py): a daemon thread samples the machine's and this process's CPU time
-    every ``interval_s`` and the load is the foreign share over the last ``window_s``.
+    """Other processes' CPU demand *now*, in cores, for the engine to pick threads by
+    (profiling/threads.py): a daemon thread samples every ``interval_s``, and the load is the
+    mean over the last ``window_s`` of the other processes' runnable threads (others_running).
+
+    Why runnable threads and not the CPU share others got: the share is squeezed by what this
+    process runs. Measured here (2 cores, `profile --threads-sweep`): one busy loop got 50 % of the
+    CPU beside one decoding thread but 36 % beside two, and two busy loops 50 % beside two, which
+    would read as one busy core. A runnable thread is one whether or not it got its core. Where
+    /proc is missing, the share of CPU time is what is left (LoadMeter's reading).
 
     Why a sampler and not a reading at request time: a request cannot wait a second to measure,
     and a window since the previous request (which may be a minute old) would average a load
-    that just started away. Sampling costs two reads of /proc every quarter second."""
+    that just started away. A sample reads /proc/stat and this process's thread states."""
 
     def __init__(
         self, window_s: float = 2.0, interval_s: float = 0.25,
         system: Callable[[], CpuSample] = system_sample, own: Callable[[], float] = own_cpu_seconds,
+        running: Callable[[], int | None] = others_running,
     ):  # fmt: skip
         self.window_s, self.interval_s = window_s, interval_s
-        self._system, self._own = system, own
-        self._samples: deque[tuple[float, CpuSample, float]] = deque()
+        self._system, self._own, self._running = system, own, running
+        self._samples: deque[tuple[float, CpuSample, float, int | None]] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -284,7 +306,7 @@ class LoadWatch:
 
     def _take(self) -> None:
         now = time.monotonic()
-        self._samples.append((now, self._system(), self._own()))
+        self._samples.append((now, self._system(), self._own(), self._running()))
         while len(self._samples) > 2 and self._samples[1][0] <= now - self.window_s:
             self._samples.popleft()
 
@@ -294,12 +316,16 @@ class LoadWatch:
                 self._take()
 
     def foreign_cores(self) -> float:
-        """Cores' worth of CPU other processes used over the last window (0 until a sample
-        ``interval_s`` old exists: no load is known yet)."""
+        """Cores other processes want over the last window (0 until two samples exist: no load
+        is known yet)."""
         with self._lock:
             if len(self._samples) < 2:
                 return 0.0
-            (_, before, own_before), (_, after, own_after) = self._samples[0], self._samples[-1]
+            samples = list(self._samples)
+        running = [sample[3] for sample in samples[1:]]
+        if all(count is not None for count in running):
+            return float(sum(running)) / len(running)
+        (_, before, own_before, _), (_, after, own_after, _) = samples[0], samples[-1]
         capacity = after.total - before.total
         foreign = max(0.0, after.busy - before.busy - max(0.0, own_after - own_before))
         return _share(foreign, capacity) * (psutil.cpu_count() or 1)
