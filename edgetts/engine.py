@@ -162,16 +162,17 @@ class Engine:
         """Per profiled model, the thread count to decode with for the other load on the CPU now
         and the latency model measured for it (profiling/threads.py); models without a thread
         sweep get ``threads`` (or one per physical core) and their profile's latency."""
-        profile = self.device_profile()
-        choices = {}
-        for name, model in profile.models.items():
-            if not model.under_load:
-                choices[name] = Choice(self.threads or default_threads(), model.latency, None)
-                continue
-            quiet_threads = int(model.details.get("measured", {}).get("threads") or default_threads())
-            foreign = self._load_watch().foreign_cores()
-            choices[name] = choose(model.under_load, model.latency, quiet_threads, foreign, self.threads)
-        return choices
+        models = self.device_profile().models
+        swept = any(model.under_load for model in models.values())
+        foreign = self._load_watch().foreign_cores() if swept else 0.0
+        return {name: self._choose(model, foreign) for name, model in models.items()}
+
+    def _choose(self, model: ModelProfile, foreign_cores: float) -> Choice:
+        if not model.under_load:
+            return Choice(self.threads or default_threads(), model.latency, None)
+        # the thread count the profile's own latency was measured with
+        quiet_threads = int(model.details.get("measured", {}).get("threads") or default_threads())
+        return choose(model.under_load, model.latency, quiet_threads, foreign_cores, self.threads)
 
     def other_load_cores(self) -> float | None:
         """Other processes' CPU load over the last two seconds, in cores (None: not watched,
@@ -281,14 +282,10 @@ class Engine:
     def _thread_counts(self, name: str) -> list[int]:
         """The thread counts ``name`` runs with at some measured load level (one session each)."""
         model = self.device_profile().models.get(name)
-        if model is None or not model.under_load:
+        if model is None:
             return [self.threads or default_threads()]
-        quiet_threads = int(model.details.get("measured", {}).get("threads") or default_threads())
-        levels = sorted({row.busy_cores for row in model.under_load})
-        return sorted({
-            choose(model.under_load, model.latency, quiet_threads, level, self.threads).threads
-            for level in levels
-        })  # fmt: skip
+        levels = {row.busy_cores for row in model.under_load} or {0}
+        return sorted({self._choose(model, level).threads for level in levels})
 
     def solve(
         self,

@@ -26,8 +26,6 @@ from edgetts.profiling.sweep import SweepPlan
 from edgetts.profiling.threads import UnderLoad, busy_levels, choose, sweep_threads, thread_counts
 from edgetts.runtime.onnx_model import OnnxCausalLM, default_threads
 
-TINY_PLAN = SweepPlan((8, 16, 32, 48), (1, 2, 4), (8, 32), repeats=1, warmup=0)
-
 
 def _latency(step_ms: float) -> LatencyModel:
     """A model whose decode step is ``step_ms`` at batch 1, growing with batch and context."""
@@ -159,7 +157,9 @@ def test_the_thread_sweep_measures_every_count_under_busy_loops(converted_tiny, 
         loaded.append(count)
         return OnnxCausalLM(entry.path, entry.manifest, threads=count)
 
-    rows = sweep_threads(load_model, cores=2, plan=TINY_PLAN, threads=(1, 2), levels=(1,))
+    # repeats enough for windows of a few hundred ms: the kernel counts CPU time in 10 ms ticks
+    plan = SweepPlan((8, 16, 32, 48), (1, 2, 4), (8, 32), repeats=40, warmup=1)
+    rows = sweep_threads(load_model, cores=2, plan=plan, threads=(1, 2), levels=(1,))
     assert loaded == [1, 2]  # one session per count, kept for every load level
     assert [(r.threads, r.busy_cores) for r in rows] == [(1, 0), (2, 0), (1, 1), (2, 1)]
     for row in rows:
