@@ -213,7 +213,11 @@ def plan_command(
         question, target, cap, best_effort, answer_type=kind, modes=plan_modes(mode), choices=choices
     )
     threads = {
-        name: {"threads": choice.threads, "under_load_row": choice.busy_cores}
+        name: {
+            "threads": choice.threads,
+            "under_load_row": choice.busy_cores,
+            "other_load_cores": choice.other_load_cores,
+        }
         for name, choice in sorted(choices.items())
     }
     correction = {
@@ -238,14 +242,14 @@ def plan_command(
             "device": engine.device_profile().device_id, "target_ms": 1000 * chosen_plan.target_s,
             "best_effort": chosen_plan.best_effort, "chosen": row(chosen_plan.chosen),
             "frontier": [row(c) for c in chosen_plan.frontier], "latency_correction": correction,
-            "threads": threads, "other_load_cores": engine.other_load_cores(),
+            "threads": threads,
         }, indent=2))  # fmt: skip
         return
     stdout_console().print(frontier_table(chosen_plan))
     for name, choice in choices.items():
         if choice.busy_cores is not None:
             console.print(
-                f"other load {engine.other_load_cores():.1f} cores: {name} planned with {choice.threads} "
+                f"other load {choice.other_load_cores:.1f} cores: {name} planned with {choice.threads} "
                 f"thread(s), its thread sweep's row at {choice.busy_cores} busy core(s)",
                 highlight=False,
                 soft_wrap=True,

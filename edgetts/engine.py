@@ -490,7 +490,7 @@ class Engine:
             answer.planned["profile_busy"] = True
         if choice.busy_cores is not None:  # planned with the thread sweep's row for the load seen
             answer.planned["under_load"] = {
-                "busy_cores": choice.busy_cores, "other_load_cores": round(self.other_load_cores() or 0, 2),
+                "busy_cores": choice.busy_cores, "other_load_cores": round(choice.other_load_cores, 2),
             }  # fmt: skip
         if self.correct:
             answer.planned.update(self._observe(config.model, question, kind, answer, choice.latency))

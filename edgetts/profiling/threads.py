@@ -131,6 +131,7 @@ class Choice:
     threads: int
     latency: LatencyModel
     busy_cores: int | None  # the row's load level; None: the profile's own latency (quiet)
+    other_load_cores: float = 0.0  # the reading it was chosen for
 
 
 def choose(
@@ -145,8 +146,8 @@ def choose(
     level = min(levels, key=lambda b: (abs(b - foreign_cores), b), default=None)
     candidates = [r for r in rows if r.busy_cores == level and fixed in (None, r.threads)]
     if not candidates:
-        return Choice(fixed or quiet_threads, quiet, None)
+        return Choice(fixed or quiet_threads, quiet, None, foreign_cores)
     best = min(candidates, key=UnderLoad.pick_cost)
     if level == 0 and best.threads == quiet_threads:
-        return Choice(quiet_threads, quiet, None)
-    return Choice(best.threads, best.latency, best.busy_cores)
+        return Choice(quiet_threads, quiet, None, foreign_cores)
+    return Choice(best.threads, best.latency, best.busy_cores, foreign_cores)
