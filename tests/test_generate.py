@@ -16,6 +16,7 @@ from edgetts.engine import Engine
 from edgetts.errors import EdgeTTSError, ModelNotFoundError, UnsupportedPrecisionError
 from edgetts.runtime.generator import generate
 from edgetts.runtime.kv_cache import SharedKVCache
+from edgetts.runtime.onnx_model import default_threads
 from edgetts.runtime.sampling import SamplingParams
 
 QUESTION = "Question: what is 12 plus 7?"
@@ -154,7 +155,7 @@ def test_cli_generate_json_and_errors(converted_tiny, edgetts_home):
         "votes",
     }
     config = {"model": "llama-int4", "quant": "int4", "budget": 6, "samples": 2, "mode": "steps"}
-    assert out["config"] == config
+    assert out["config"] == {**config, "threads": default_threads()}  # no --threads: a thread per core
     assert out["tokens"]["think"] == [6, 6] or out["forced_by"] in ("none", "deadline")
     plain = subprocess.run([*cmd, "--json", "--no-anchor"], capture_output=True, text=True, env=env)
     assert plain.returncode == 0, plain.stderr
