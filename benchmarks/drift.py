@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,14 +34,11 @@ from edgetts.profiling.device import describe, detect
 from edgetts.profiling.device_profile import DeviceProfile
 from edgetts.profiling.profiler import measured_profile, profile_entry
 from edgetts.profiling.sweep import QUICK
+from edgetts.profiling.threads import start_busy, stop_busy
 from edgetts.runtime.onnx_model import default_threads
 
 CONDITIONS = (("idle", 0), ("one core busy", 1), ("all cores busy", os.cpu_count() or 2))
 SETTLE = 5  # the target: the reference configuration within 5 requests of the load starting
-
-
-def busy(cores: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
 
 
 def profiled_now(models: list[str]) -> DeviceProfile:
@@ -85,7 +80,7 @@ def main() -> None:
         flush=True,
     )
     for condition, cores in CONDITIONS:
-        load = busy(cores)
+        load = start_busy(cores)
         try:
             reference = Engine(threads=threads, profile=profiled_now(models), correct=False)
             if rows_reference is not None:
@@ -111,8 +106,7 @@ def main() -> None:
                         })  # fmt: skip
                     since_start += 1
         finally:
-            for process in load:
-                process.kill()
+            stop_busy(load)
         summarise(results, condition)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,13 +22,10 @@ import psutil
 
 from edgetts import store
 from edgetts.profiling.sweep import measure_decode
+from edgetts.profiling.threads import start_busy, stop_busy
 from edgetts.runtime.onnx_model import OnnxCausalLM
 
 CONTEXT = 256
-
-
-def busy(cores: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
 
 
 def main() -> None:
@@ -46,7 +41,7 @@ def main() -> None:
         entry = store.get(name)
         sessions = {t: OnnxCausalLM(entry.path, entry.manifest, threads=t) for t in range(1, cores + 1)}
         for loaded in range(cores + 1):
-            load = busy(loaded)
+            load = start_busy(loaded)
             time.sleep(1.0)  # let the scheduler settle the busy loops
             try:
                 for batch in batches:
@@ -57,9 +52,7 @@ def main() -> None:
                             "step_ms": round(1000 * point.seconds, 2), "std_ms": round(1000 * point.std, 2),
                         })  # fmt: skip
             finally:
-                for process in load:
-                    process.kill()
-                    process.wait()
+                stop_busy(load)
     report(rows, cores)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
