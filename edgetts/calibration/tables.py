@@ -86,6 +86,16 @@ class Calibration:
             anchors=[r["greedy"] for r in results],
         )
 
+    def lengths_for(self, kind: str) -> list[list[int]] | None:
+        """The recorded row lengths behind :meth:`table_for` ``(kind)`` — per question the sampled
+        rows', then the greedy row's tokens until it ended or reached the largest budget — or None
+        for a published table or records from before lengths were kept."""
+        by_type = self.kinds().get(kind, 0) >= MIN_TYPE_QUESTIONS
+        results = [r for r in self.results if not by_type or r.get("type", "number") == kind]
+        if self.published is not None or not results or any("think_tokens" not in r for r in results):
+            return None
+        return [list(r["think_tokens"]) for r in results]
+
     def table_for(self, kind: str) -> AccuracyTable:
         """What the planner uses for a question of answer type ``kind``: that type's table where
         the set has MIN_TYPE_QUESTIONS of it, else the table over every question."""

@@ -20,8 +20,10 @@ from tokenizers import Tokenizer
 
 from .. import store
 from ..calibration import tables
+from ..calibration.lengths import decode_steps as lengths_steps
 from ..manifest import MANIFEST_NAME, PromptFormat
 from ..profiling.device_profile import DeviceProfile, ModelProfile
+from ..profiling.latency_model import LatencyModel
 from ..runtime.prompting import PROGRAM, STEPS, build_prompt, force_text
 from ..tts.answer_types import ANSWER_TOKENS, NUMBER, AnswerType
 from .scheduler import Candidate, CandidateSet, Config
@@ -132,20 +134,44 @@ def constrained(name: str, eval_name: str, kind: str, mode: str = STEPS) -> bool
     return True if found is None else found.constrained
 
 
+@functools.lru_cache(maxsize=128)
+def recorded_steps(
+    name: str, eval_name: str, version: float | None, kind: str, force_tokens: int, answer_tokens: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Program-aided runs' decode steps per (budget, N) of the table — at QUANTILE and on average
+    over the calibration's questions — from the lengths its programs had (calibration/lengths.py);
+    None where the calibration kept no lengths (then the budget is what a run may take)."""
+    found = calibration(name, eval_name, version, PROGRAM)
+    lengths = None if found is None else found.lengths_for(kind)
+    if found is None or lengths is None:
+        return None
+    table = found.table_for(kind)
+    extra = LatencyModel.forced_steps(table.samples, force_tokens, answer_tokens).tolist()
+    cap = max(found.budgets)
+    upper = lengths_steps(lengths, cap, table.budgets, table.samples, extra, QUANTILE)
+    return upper, lengths_steps(lengths, cap, table.budgets, table.samples, extra, None)
+
+
 def model_candidates(
     name: str, model: ModelProfile, table: tables.AccuracyTable, cost: PromptCost, answer_tokens: int,
-    mode: str = STEPS,
+    mode: str = STEPS, steps_taken: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Candidate]:  # fmt: skip
+    """Every (budget, N) of ``table`` for one model; ``steps_taken``: the decode steps that runs of
+    each took (at QUANTILE, on average) where the calibration recorded them, else each runs to its
+    budget and is forced."""
     budgets = np.array(table.budgets, dtype=np.float64)[:, None]
     samples = np.array(table.samples, dtype=np.float64)[None, :]
     prompt = np.where(budgets == 0, cost.direct, cost.thinking)
     force = np.where(budgets == 0, 0, cost.force)
     steps = budgets + answer_tokens
 
-    def run(quantile: float) -> np.ndarray:
-        return model.latency.run_s(prompt, budgets, answer_tokens, samples, force, quantile)
+    def run(quantile: float, taken: np.ndarray | None) -> np.ndarray:
+        if taken is None:
+            return model.latency.run_s(prompt, budgets, answer_tokens, samples, force, quantile)
+        return model.latency.run_s(prompt, taken, 0, samples, 0, quantile)
 
-    upper, mean = run(QUANTILE), run(0.5)
+    taken_upper, taken_mean = (None, None) if steps_taken is None else steps_taken
+    upper, mean = run(QUANTILE, taken_upper), run(0.5, taken_mean)
     prefill = model.latency.prefill_s(prompt) * np.ones_like(mean)
     energy = model.energy_j(prefill, mean - prefill, samples)
     memory = model.memory_bytes(samples, prompt + steps + force)
@@ -196,7 +222,10 @@ def build(
             program_table = accuracy_table(name, eval_name, version, answer_type.kind, PROGRAM)
             if program_table is not None:
                 cost = prompt_cost(name, question, answer_type, PROGRAM)
-                candidates += model_candidates(name, model, program_table, cost, answer_tokens, PROGRAM)
+                taken = recorded_steps(name, eval_name, version, answer_type.kind, cost.force, answer_tokens)
+                candidates += model_candidates(
+                    name, model, program_table, cost, answer_tokens, PROGRAM, taken
+                )  # fmt: skip
     if modes is not None:
         candidates = [c for c in candidates if c.config.reasoning in modes]
         if not candidates:

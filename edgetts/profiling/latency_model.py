@@ -214,11 +214,17 @@ class LatencyModel:
         ``answer_tokens`` answer steps, all with ``samples`` rows over a growing context.
         Arrays broadcast, so the planner predicts every configuration in one call."""
         samples = np.asarray(samples, dtype=np.float64)
-        force_steps = np.where(samples > 1, force_tokens, np.minimum(force_tokens, 1))
-        steps = np.asarray(budget, np.float64) + force_steps + answer_tokens
+        steps = np.asarray(budget, np.float64) + self.forced_steps(samples, force_tokens, answer_tokens)
         decode = decode_sum_features(self.decode.features, samples, prompt_tokens, steps)
         decode_s = (decode @ self.decode.coefficients) * (1 + self.decode.margin(quantile))
         return self.prefill_s(prompt_tokens, quantile) + decode_s
+
+    @staticmethod
+    def forced_steps(samples, force_tokens: int, answer_tokens: int) -> np.ndarray:
+        """Decode steps after the budget: the forcing text (fed in one step at batch 1, a token a
+        step in a batch: see the generator) and the answer."""
+        samples = np.asarray(samples, dtype=np.float64)
+        return np.where(samples > 1, force_tokens, np.minimum(force_tokens, 1)) + answer_tokens
 
     def to_dict(self) -> dict[str, object]:
         return {"prefill": self.prefill.to_dict(), "decode": self.decode.to_dict()}
