@@ -130,6 +130,9 @@ def test_calibrate_writes_resumes_and_refuses_mixed_settings(converted_tiny, edg
     assert more.results[:2] == first.results  # resumed, not recomputed
     loaded = tables.load("llama-fp32", "sums")
     assert loaded is not None and loaded.table().questions == 3
+    (sitting,) = loaded.conditions["earlier"]  # the first sitting's conditions are kept
+    assert sitting["date"] == first.conditions["date"] and sitting["questions_done"] == 2
+    assert "earlier" not in first.conditions
     with pytest.raises(EdgeTTSError, match="other settings.*--restart"):
         calibrate("llama-fp32", str(eval_file), limit=1, budgets=(0, 8), samples=2)
     assert store.exists("llama-fp32")

@@ -73,6 +73,13 @@ def calibrate(
                 "pass --restart to replace it"
             )
         calibration.results = previous.results
+        # A resumed run keeps the conditions of the sittings before it (and how many questions
+        # were done by the end of each), so a table made in parts says where each part came from.
+        earlier = previous.conditions.pop("earlier", [])
+        if previous.results:
+            earlier = [*earlier, {**previous.conditions, "questions_done": len(previous.results)}]
+    else:
+        earlier = []
     calibration.conditions = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "edgetts": __version__,
@@ -80,6 +87,7 @@ def calibrate(
         "quant": entry.manifest.quant_type,
         "threads": threads or default_threads(),
         "eval_path": evals.source(eval_set),
+        **({"earlier": earlier} if earlier else {}),
     }
     lm = OnnxCausalLM(entry.path, entry.manifest, threads=threads)
     tokenizer = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
