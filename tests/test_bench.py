@@ -304,3 +304,36 @@ def test_summary_oracle_ratios_and_checks_on_known_records():
     assert partial["partial"] and partial["questions"]["done"] == 3
     assert partial["targets"][0]["planned"]["runs"] == 3 and partial["fixed"][0]["runs"] == 3
     assert "PARTIAL: 3 of 4 questions" in markdown(partial, "no plot")
+
+
+def test_bench_in_program_mode_plans_and_runs_programs_only(bench_args, edgetts_home):
+    """--mode program: the planner may only write programs, and the fixed configurations it
+    surveyed run as programs too (their mode is part of what a record is)."""
+    pytest.importorskip("asteval")
+    args, output = bench_args
+    eval_file = args[args.index("--eval") + 1]
+    made = run_cli("calibrate", "llama-fp32", "--eval", eval_file, "--limit", "3", "--mode", "program",
+                   "--budgets", "4,16", "--samples", "3", "--answer-tokens", "4",
+                   home=edgetts_home)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    summary = json.loads(bench([*args, "--mode", "program", "--limit", "1"]).stdout)
+    assert summary["settings"]["mode"] == "program" and summary["fixed"]
+    assert all("program of" in label for label in summary["settings"]["fixed"])
+    found = records(output)
+    assert {r["config"]["mode"] for r in found if r["kind"] in ("planned", "fixed")} == {"program"}
+    # A log made in another mode is refused rather than mixed with this one.
+    refused = run_cli(*args, "--mode", "steps", "--limit", "1", home=edgetts_home)
+    assert refused.returncode == 1 and "other settings" in refused.stderr
+
+
+def test_bench_refuses_questions_a_program_calibration_used(prepared, edgetts_home, tmp_path):
+    pytest.importorskip("asteval")
+    home, eval_file = prepared
+    shutil.copytree(home, edgetts_home, dirs_exist_ok=True)
+    made = run_cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--from", "3", "--limit", "1",
+                   "--mode", "program", "--budgets", "4", "--samples", "2", "--answer-tokens", "4",
+                   home=edgetts_home)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    args = ["--from", "3", "--latency", TARGETS, "--models", "llama-fp32", "--output", str(tmp_path / "out")]
+    result = run_cli("bench", "--eval", str(eval_file), *args, home=edgetts_home)
+    assert result.returncode == 1 and "1 question (3–3)" in result.stderr and "--from 4" in result.stderr

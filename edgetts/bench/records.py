@@ -3,9 +3,9 @@
 Why a log rather than one file rewritten atomically: a bench is hours of runs, and appending (with
 fsync) makes each finished run durable at once, so Ctrl-C or a kill loses at most the run in
 flight and re-running the same command skips every run the log holds. The first line holds the
-settings that change what a run means (eval set, seed, models, device); a log written under other
-settings is refused rather than mixed. A last line torn by a kill mid-write is dropped (the file
-is rewritten atomically without it) before anything is appended after it.
+settings that change what a run means (eval set, seed, models, device, reasoning modes); a log
+written under other settings is refused rather than mixed. A last line torn by a kill mid-write
+is dropped (the file is rewritten atomically without it) before anything is appended after it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from ..atomic import write_text_atomic
 from ..errors import EdgeTTSError
 from ..planner.scheduler import Config
+from ..runtime.prompting import STEPS
 
 SETTINGS = "settings"  # the kind of the header line
 
@@ -37,14 +38,19 @@ class Run:
     config: Config | None = None
 
     def key(self) -> tuple:
-        fixed = None if self.config is None else (self.config.model, self.config.budget, self.config.samples)
+        config = self.config
+        fixed = None if config is None else (config.model, config.budget, config.samples, config.mode)
         return (self.kind, self.question, self.target_ms, fixed, self.deadline_ms)
 
 
 def record_key(record: dict[str, Any]) -> tuple:
     """The :meth:`Run.key` of the run that wrote ``record``."""
     config = record["config"]
-    fixed = (config["model"], config["budget"], config["samples"]) if record["kind"] == "fixed" else None
+    fixed = (
+        (config["model"], config["budget"], config["samples"], config.get("mode", STEPS))
+        if record["kind"] == "fixed"
+        else None
+    )  # records from before modes are steps'
     return (record["kind"], record["question"], record["target_ms"], fixed, record["deadline_ms"])
 
 

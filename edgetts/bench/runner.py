@@ -23,6 +23,7 @@ from ..engine import Answer, Engine
 from ..evals import Problem
 from ..planner.scheduler import Config
 from ..profiling.energy import EnergyMeter
+from ..runtime.prompting import STEPS
 from .records import ResultLog, Run
 from .selection import GREEDY_BUDGET, greedy_models
 
@@ -55,10 +56,10 @@ class Runner:
 
     def __init__(
         self, engine: Engine, meter: EnergyMeter, models: Sequence[str], targets_ms: Sequence[float],
-        log: ResultLog, seed: int,
+        log: ResultLog, seed: int, modes: Sequence[str] | None = None,
     ) -> None:  # fmt: skip
         self.engine, self.meter, self.models, self.targets_ms = engine, meter, models, targets_ms
-        self.log, self.seed = log, seed
+        self.log, self.seed, self.modes = log, seed, modes
         self._greedy: dict[int, dict[float, str]] = {}  # the current question's baseline models
 
     def warm_up(self) -> None:
@@ -98,7 +99,7 @@ class Runner:
             kind = problem.answer_type
             answer = self.engine.solve(
                 problem.question, deadline, best_effort=True, seed=self.seed, answer_type=kind.kind,
-                choices=kind.choices, schema=kind.schema or None,
+                choices=kind.choices, schema=kind.schema or None, modes=self.modes,
             )  # fmt: skip
             latency_ms = 1000 * (time.perf_counter() - start)
             planned = answer.planned or {}
@@ -110,10 +111,10 @@ class Runner:
             energy, source = planned["energy_j"], planned["energy_source"]
         else:
             config = run.config
-            model, budget, samples = (
-                (config.model, config.budget, config.samples)
+            model, budget, samples, mode = (
+                (config.model, config.budget, config.samples, config.mode)
                 if config is not None
-                else (self._greedy_model(problem, run.deadline_ms), GREEDY_BUDGET, 1)
+                else (self._greedy_model(problem, run.deadline_ms), GREEDY_BUDGET, 1, STEPS)
             )
             self.meter.begin()
             answer = self.engine.generate(
@@ -125,6 +126,7 @@ class Runner:
                 seed=self.seed,
                 answer_type=problem.answer_type,
                 answer_tokens=problem.answer_type.answer_tokens,
+                mode=mode,
             )
             reading = self.meter.end()
             latency_ms = 1000 * (time.perf_counter() - start)

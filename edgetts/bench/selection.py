@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,15 +24,17 @@ from ..planner.candidates import ANSWER_TOKENS, QUANTILE, prompt_cost
 from ..planner.scheduler import Config
 from ..profiling.device_profile import DeviceProfile
 from ..runtime.generator import UNLIMITED
+from ..runtime.prompting import MODES
 
 GREEDY_BUDGET = UNLIMITED
 
 
 def check_unseen(problems: Sequence[Problem], models: Sequence[str], eval_name: str) -> None:
-    """Refuse questions that any model's calibration on ``eval_name`` used (by line index)."""
+    """Refuse questions that any model's calibration on ``eval_name`` (in any reasoning mode) used
+    (by line index)."""
     indices = {p.index for p in problems}
-    for model in models:
-        calibration = tables.load(model, eval_name)
+    for model, mode in itertools.product(models, MODES):
+        calibration = tables.load(model, eval_name, mode)
         used = indices & calibration.done() if calibration is not None else set()
         if used:
             count = f"{len(used)} question{'s' if len(used) != 1 else ''} ({min(used)}–{max(used)})"
@@ -53,9 +56,13 @@ class Survey:
     reasoning_fits: dict[float, bool]  # by target in ms
 
 
-def survey(engine: Engine, question: str, targets_ms: Sequence[float], mode: str) -> Survey:
+def survey(
+    engine: Engine, question: str, targets_ms: Sequence[float], mode: str, modes: Sequence[str] | None = None
+) -> Survey:
+    """``mode``: which fixed configurations (all, frontier, none); ``modes``: the reasoning modes
+    the planner may use (None: every mode with a table), which the fixed ones share."""
     largest = max(targets_ms) / 1000
-    chosen, candidates = engine.plan(question, largest, best_effort=True)
+    chosen, candidates = engine.plan(question, largest, best_effort=True, modes=modes)
     pool = candidates.candidates
     if mode == "all":
         fixed = sorted((c.config for c in pool), key=lambda c: (c.model, c.budget, c.samples))

@@ -16,6 +16,7 @@ from statistics import mean
 from typing import Any
 
 from ..planner.scheduler import Config
+from ..runtime.prompting import STEPS
 from .records import Run
 from .stats import ArmStats, hit_rate, paired, summarize
 
@@ -55,7 +56,8 @@ def _fixed_arms(done: list[dict[str, Any]], targets_ms: Sequence[float]) -> list
     for record in done:
         if record["kind"] == "fixed":
             config = record["config"]
-            groups.setdefault((config["model"], config["budget"], config["samples"]), []).append(record)
+            key = (config["model"], config["budget"], config["samples"], config.get("mode", STEPS))
+            groups.setdefault(key, []).append(record)
     arms = []
     for group in groups.values():
         arm = {
