@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from .cli_plan import PLAN_MODE, plan_modes
+from .cli_plan import PLAN_MODE
 from .cli_profile import ensure_profile, progress_bar, split_names, stdout_console
 from .durations import parse_duration
 from .errors import EdgeTTSError
@@ -61,7 +61,7 @@ def parse_targets(text: str) -> list[float]:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def bench(
     eval_set: str, start: int, limit: int | None, latencies: str, names: str | None, fixed_mode: str,
-    seed: int, threads: int | None, output: Path | None, mode: str, as_json: bool,
+    seed: int, threads: int | None, output: Path | None, modes: list[str] | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Measure the planner on questions no calibration used, at every latency target.
 
@@ -102,20 +102,20 @@ def bench(
     info = detect()
     profile = ensure_profile(info.id, models, threads)
     engine = Engine(threads=threads, profile=profile, eval_name=name)
-    pool = survey(engine, problems[0].question, targets_ms, fixed_mode, plan_modes(mode))
+    pool = survey(engine, problems[0].question, targets_ms, fixed_mode, modes)
     folder = output or Path(f"edgetts-bench-{dt.date.today().isoformat()}")
     log = ResultLog(
         folder / "results.jsonl",
-        {"eval": name, "seed": seed, "models": pool.models, "device": info.id, "mode": mode},
+        {"eval": name, "seed": seed, "models": pool.models, "device": info.id, "modes": modes or "auto"},
     )
     runs = plan_runs(problems, targets_ms, pool.fixed)
-    runner = Runner(engine, meter_for(info), pool.models, targets_ms, log, seed, plan_modes(mode))
+    runner = Runner(engine, meter_for(info), pool.models, targets_ms, log, seed, modes)
     runner.warm_up()
     with progress_bar(f"bench on {name}", sum(r not in log for r in runs)) as advance:
         outcome = runner.run(problems, runs, advance)
     settings = {
         "eval": name, "eval_path": evals.source(eval_set), "from": start, "limit": limit,
-        "targets_ms": targets_ms, "models": pool.models, "fixed_mode": fixed_mode, "mode": mode,
+        "targets_ms": targets_ms, "models": pool.models, "fixed_mode": fixed_mode, "modes": modes or "auto",
         "fixed": [c.describe() for c in pool.fixed], "seed": seed, "threads": threads or "default",
         "device": info.id, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "edgetts": __version__,

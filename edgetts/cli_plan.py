@@ -41,18 +41,31 @@ def read_schema(value: str | None) -> str | None:
     return value
 
 
+REASONING = ("direct", "steps", "program")
+
+
+def _plan_modes(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str] | None:
+    """--mode as the planner takes it: None (auto: every mode with a table) or the modes listed."""
+    if value.strip() == "auto":
+        return None
+    modes = [m.strip() for m in value.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in REASONING]
+    if not modes or unknown:
+        raise click.BadParameter(f"{value!r}: use auto or a comma list of {', '.join(REASONING)}")
+    return modes
+
+
 PLAN_MODE = click.option(
     "--mode",
-    type=click.Choice(["auto", "direct", "steps", "program"]),
+    "modes",
     default="auto",
     show_default=True,
-    help="How the answer may be reasoned: auto plans over every mode with a table; direct answers at "
-    "once; steps reasons in prose; program writes a function that a safe evaluator runs (numbers).",
+    callback=_plan_modes,
+    metavar="auto|direct,steps,program",
+    help="How the answer may be reasoned: auto plans over every mode with a table, else over the "
+    "modes listed: direct answers at once; steps reasons in prose; program writes a function that "
+    "a safe evaluator runs (numbers). E.g. direct,steps plans as before program mode existed.",
 )
-
-
-def plan_modes(mode: str) -> list[str] | None:
-    return None if mode == "auto" else [mode]
 
 
 CHOICE = click.option(
@@ -196,7 +209,7 @@ def _engine(device_id: str | None, profile_file: str | None, eval_set: str):
 def plan_command(
     latency: str, energy: str | None, device_id: str | None, profile_file: str | None, question: str,
     eval_set: str, best_effort: bool, plot_path: str | None, answer_type: str, choices: tuple[str, ...],
-    schema: str | None, mode: str, as_json: bool,
+    schema: str | None, modes: list[str] | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Choose (model, budget, N) for a latency target and show the accuracy-latency frontier
     (with the accuracy table of the question's answer type, where the eval set has one)."""
@@ -210,7 +223,7 @@ def plan_command(
     engine.watch_load()
     choices = engine.threads_now()
     chosen_plan, candidates = engine.plan(
-        question, target, cap, best_effort, answer_type=kind, modes=plan_modes(mode), choices=choices
+        question, target, cap, best_effort, answer_type=kind, modes=modes, choices=choices
     )
     threads = {
         name: {
@@ -282,7 +295,7 @@ def plan_command(
 def run_command(
     question: str, latency: str, energy: str | None, best_effort: bool, eval_set: str, names: str | None,
     seed: int, threads: int | None, answer_type: str, choices: tuple[str, ...], schema: str | None,
-    mode: str, as_json: bool,
+    modes: list[str] | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Answer QUESTION as well as this device can within the latency target.
 
@@ -303,14 +316,14 @@ def run_command(
     with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
         # Which model the plan would run, so that only that one is loaded and warmed; an
         # impossible target fails here, before anything is loaded.
-        expected = engine.plan(question, target, cap, best_effort, answer_type=kind, modes=plan_modes(mode))[
+        expected = engine.plan(question, target, cap, best_effort, answer_type=kind, modes=modes)[
             0
         ].chosen.config.model
         engine.warm(models=[expected])
     startup_s = time.perf_counter() - began
     answer = engine.solve(
         question, target, energy=cap, best_effort=best_effort, seed=seed, answer_type=answer_type,
-        choices=choices, schema=schema, modes=plan_modes(mode),
+        choices=choices, schema=schema, modes=modes,
     )  # fmt: skip
     engine.close()
     if as_json:

@@ -317,7 +317,7 @@ def test_bench_in_program_mode_plans_and_runs_programs_only(bench_args, edgetts_
                    home=edgetts_home)  # fmt: skip
     assert made.returncode == 0, made.stderr
     summary = json.loads(bench([*args, "--mode", "program", "--limit", "1"]).stdout)
-    assert summary["settings"]["mode"] == "program" and summary["fixed"]
+    assert summary["settings"]["modes"] == ["program"] and summary["fixed"]
     assert all("program of" in label for label in summary["settings"]["fixed"])
     found = records(output)
     assert {r["config"]["mode"] for r in found if r["kind"] in ("planned", "fixed")} == {"program"}

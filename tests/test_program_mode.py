@@ -88,6 +88,13 @@ def test_calibrate_plan_and_generate_in_program_mode_from_the_cli(converted_tiny
     body = json.loads(planned.stdout)
     assert body["chosen"]["reasoning"] == "program" and body["chosen"]["config"]["mode"] == "program"
     assert {row["reasoning"] for row in body["frontier"]} == {"program"}
+    before = run_cli("plan", "--latency", "30s", "--eval", "mixed", "--mode", "direct,steps", "--json",
+                     "--answer-type", "number", "--question", QUESTION, home=edgetts_home)  # fmt: skip
+    assert before.returncode == 0, before.stderr  # as before program mode existed
+    assert {row["reasoning"] for row in json.loads(before.stdout)["frontier"]} <= {"direct", "steps"}
+    bad = run_cli("plan", "--latency", "30s", "--mode", "steps,code", home=edgetts_home)
+    assert bad.returncode == 2 and "comma list of direct, steps, program" in bad.stderr
+    assert "Traceback" not in bad.stderr
     generated = run_cli("generate", QUESTION, "-m", "llama-fp32", "--mode", "program", "--budget", "8",
                         "--json", home=edgetts_home)  # fmt: skip
     assert generated.returncode == 0, generated.stderr
