@@ -11,6 +11,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__, store
@@ -192,9 +193,9 @@ def generate(
     as_json: bool,
 ) -> None:
     """Answer QUESTION with MODEL, a reasoning budget and N voting samples."""
-    from .durations import parse_duration
     from .engine import Engine
     from .runtime.sampling import SamplingParams
+    from .units import parse_duration
 
     kind = resolve(question, answer_type, choices, schema=read_schema(schema))
     limit = parse_duration(deadline) if deadline else None
@@ -281,15 +282,15 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except EdgeTTSError as err:
-        console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+        # escape: messages name extras like 'edgetts[plot]', which rich would read as markup
+        console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except click.exceptions.Abort:
         console.print("interrupted")
         sys.exit(130)
     except click.ClickException as err:  # bad options: one line too, with click's exit code
-        console.print(
-            f"[red]error:[/] {err.format_message().rstrip('.')} (see --help)", highlight=False, soft_wrap=True
-        )
+        message = escape(err.format_message().rstrip("."))
+        console.print(f"[red]error:[/] {message} (see --help)", highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted; nothing was left half-written")

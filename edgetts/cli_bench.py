@@ -14,8 +14,8 @@ from rich.console import Console
 
 from .cli_plan import PLAN_MODE
 from .cli_profile import ensure_profile, progress_bar, split_names, stdout_console
-from .durations import parse_duration
 from .errors import EdgeTTSError
+from .units import parse_duration
 
 console = Console(stderr=True)
 DEFAULT_TARGETS = "250ms,500ms,1s,2s,5s,10s"
@@ -87,14 +87,14 @@ def bench(
     models = split_names(names) or [rung[0] for rung in shipped_models(name)]
     if not models:
         raise EdgeTTSError(
-            f"no model has a {name} calibration: run `edgetts calibrate MODEL --eval {eval_set}` "
+            f"no model has a {name} calibration: run `edgetts calibrate -m MODEL --eval {eval_set}` "
             "and pass --models MODEL"
         )
     uncalibrated = [m for m in models if tables.load(m, name) is None]
     if uncalibrated:
         raise EdgeTTSError(
             f"{', '.join(uncalibrated)} has no {name} calibration to plan with: run "
-            f"`edgetts calibrate {uncalibrated[0]} --eval {eval_set}` on questions before --from"
+            f"`edgetts calibrate -m {uncalibrated[0]} --eval {eval_set}` on questions before --from"
         )
     check_unseen(problems, models, name)
     if not names:
@@ -155,7 +155,10 @@ def _write(summary: dict[str, Any], folder: Path, results: Path) -> dict[str, st
         note = f"![accuracy against measured p99 latency]({PLOT_NAME})"
     else:
         note = "No plot: matplotlib is not installed (pip install 'edgetts[plot]')."
-        console.print(f"skipped {plot_path}: matplotlib is not installed (pip install 'edgetts[plot]')")
+        console.print(
+            f"skipped {plot_path}: matplotlib is not installed (pip install 'edgetts[plot]')",
+            markup=False,
+        )
     files = {
         "results": str(results),
         "summary": str(folder / "summary.json"),

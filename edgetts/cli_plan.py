@@ -10,12 +10,12 @@ import click
 from rich.console import Console
 
 from .cli_profile import progress_bar, setup_engine, split_names, stdout_console, warn_if_busy
-from .durations import parse_duration
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
 from .planner.correction import MIN_RUNS
 from .planner.scheduler import Config, format_duration
 from .runtime.prompting import MODES, STEPS
 from .tts.answer_types import KINDS, resolve
+from .units import parse_duration, parse_energy
 
 console = Console(stderr=True)
 
@@ -73,21 +73,6 @@ CHOICE = click.option(
 )
 
 
-def parse_energy(text: str | None) -> float | None:
-    """Joules as users write them: ``5J``, ``500mJ`` or a bare number."""
-    if text is None:
-        return None
-    value = text.strip().lower()
-    scale = 1e-3 if value.endswith("mj") else 1.0
-    try:
-        joules = float(value.removesuffix("mj").removesuffix("j")) * scale
-    except ValueError:
-        raise EdgeTTSError(f"cannot read the energy {text!r}: write it like 5J or 500mJ") from None
-    if joules <= 0:
-        raise EdgeTTSError(f"the energy cap {text!r} is not positive")
-    return joules
-
-
 def parse_budgets(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(b) for b in text.split(","))
@@ -96,7 +81,7 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 
 
 @click.command()
-@click.argument("model")
+@click.option("--model", "-m", required=True, help="Store entry to calibrate (see `edgetts models`).")
 @click.option(
     "--eval", "eval_set", default="gsm8k", show_default=True, help="gsm8k, robotics or a JSONL file."
 )
@@ -130,7 +115,7 @@ def calibrate(
     model: str, eval_set: str, start: int, limit: int | None, budgets: str, samples: int, answer_tokens: int,
     seed: int, threads: int | None, restart: bool, constrain: bool | None, mode: str, as_json: bool,
 ) -> None:  # fmt: skip
-    """Measure MODEL's accuracy at every budget and sample count on an eval set.
+    """Measure a model's accuracy at every budget and sample count on an eval set.
 
     K samples per question are generated once up to the largest budget, with an answer probe
     at every budget checkpoint, plus the greedy answer; acc(budget, N) is the exact expectation
@@ -201,6 +186,7 @@ def _engine(device_id: str | None, profile_file: str | None, eval_set: str):
     "--best-effort", is_flag=True, help="Plan the fastest configuration when nothing meets the target."
 )
 @click.option("--plot", "plot_path", help="Write the accuracy-latency frontier as a PNG.")
+@click.option("--models", "names", help="Plan over these profiled entries only (default: every one).")
 @ANSWER_TYPE
 @CHOICE
 @SCHEMA
@@ -208,7 +194,8 @@ def _engine(device_id: str | None, profile_file: str | None, eval_set: str):
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and the frontier as JSON.")
 def plan_command(
     latency: str, energy: str | None, device_id: str | None, profile_file: str | None, question: str,
-    eval_set: str, best_effort: bool, plot_path: str | None, answer_type: str, choices: tuple[str, ...],
+    eval_set: str, best_effort: bool, plot_path: str | None, names: str | None, answer_type: str,
+    choices: tuple[str, ...],
     schema: str | None, modes: list[str] | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Choose (model, budget, N) for a latency target and show the accuracy-latency frontier
@@ -223,7 +210,14 @@ def plan_command(
     engine.watch_load()
     choices = engine.threads_now()
     chosen_plan, candidates = engine.plan(
-        question, target, cap, best_effort, answer_type=kind, modes=modes, choices=choices
+        question,
+        target,
+        cap,
+        best_effort,
+        models=split_names(names),
+        answer_type=kind,
+        modes=modes,
+        choices=choices,
     )
     threads = {
         name: {
@@ -311,19 +305,20 @@ def run_command(
         raise EdgeTTSError("the question is empty; pass the text to answer")
     schema = read_schema(schema)
     resolve(question, answer_type, choices, schema=schema)  # bad type, options or schema: before set-up
-    engine = setup_engine(split_names(names), threads, eval_set)
+    models = split_names(names)
+    engine = setup_engine(models, threads, eval_set)
     kind = engine.answer_type_of(question, answer_type, choices, schema)
     with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
         # Which model the plan would run, so that only that one is loaded and warmed; an
         # impossible target fails here, before anything is loaded.
-        expected = engine.plan(question, target, cap, best_effort, answer_type=kind, modes=modes)[
-            0
-        ].chosen.config.model
+        expected = engine.plan(
+            question, target, cap, best_effort, models=models, answer_type=kind, modes=modes
+        )[0].chosen.config.model
         engine.warm(models=[expected])
     startup_s = time.perf_counter() - began
     answer = engine.solve(
-        question, target, energy=cap, best_effort=best_effort, seed=seed, answer_type=answer_type,
-        choices=choices, schema=schema, modes=modes,
+        question, target, energy=cap, best_effort=best_effort, seed=seed, models=models,
+        answer_type=answer_type, choices=choices, schema=schema, modes=modes,
     )  # fmt: skip
     engine.close()
     if as_json:

@@ -259,7 +259,7 @@ def profile(
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (default: physical cores).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the profile (and the check) as JSON.")
 def show(
     device_id: str | None, path: str | None, run_check: bool, count: int, max_error: float, seed: int,
     threads: int | None, as_json: bool,

@@ -23,8 +23,8 @@ def prepared(converted_tiny, tmp_path_factory):
     eval_file = tmp_path_factory.mktemp("bench-eval") / "sums.jsonl"
     lines = [{"question": f"Question: what is {a} plus 7?", "answer": f"#### {a + 7}"} for a in range(6)]
     eval_file.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    done = run_cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--limit", "3", "--budgets", "0,4,16",
-                   "--samples", "3", "--answer-tokens", "4", home=home)  # fmt: skip
+    done = run_cli("calibrate", "-m", "llama-fp32", "--eval", str(eval_file), "--limit", "3",
+                   "--budgets", "0,4,16", "--samples", "3", "--answer-tokens", "4", home=home)  # fmt: skip
     assert done.returncode == 0, done.stderr
     profiled = run_cli("profile", "--quick", "--models", "llama-fp32", home=home)
     assert profiled.returncode == 0, profiled.stderr
@@ -312,7 +312,7 @@ def test_bench_in_program_mode_plans_and_runs_programs_only(bench_args, edgetts_
     pytest.importorskip("asteval")
     args, output = bench_args
     eval_file = args[args.index("--eval") + 1]
-    made = run_cli("calibrate", "llama-fp32", "--eval", eval_file, "--limit", "3", "--mode", "program",
+    made = run_cli("calibrate", "-m", "llama-fp32", "--eval", eval_file, "--limit", "3", "--mode", "program",
                    "--budgets", "4,16", "--samples", "3", "--answer-tokens", "4",
                    home=edgetts_home)  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -330,7 +330,7 @@ def test_bench_refuses_questions_a_program_calibration_used(prepared, edgetts_ho
     pytest.importorskip("asteval")
     home, eval_file = prepared
     shutil.copytree(home, edgetts_home, dirs_exist_ok=True)
-    made = run_cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--from", "3", "--limit", "1",
+    made = run_cli("calibrate", "-m", "llama-fp32", "--eval", str(eval_file), "--from", "3", "--limit", "1",
                    "--mode", "program", "--budgets", "4", "--samples", "2", "--answer-tokens", "4",
                    home=edgetts_home)  # fmt: skip
     assert made.returncode == 0, made.stderr

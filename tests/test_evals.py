@@ -84,7 +84,7 @@ def test_a_record_its_type_cannot_hold_is_a_one_line_error(tmp_path, record, mes
 def test_the_cli_reports_a_bad_record_in_one_line(tmp_path, edgetts_home):
     path = _write(tmp_path, [{"question": "Go?", "answer": "perhaps", "type": "yesno"}])
     for command in (
-        ["calibrate", "llama-fp32", "--eval", path],
+        ["calibrate", "-m", "llama-fp32", "--eval", path],
         ["bench", "--eval", path, "--from", "0", "--latency", "1s"],
     ):
         result = run_cli(*command, home=edgetts_home)

@@ -69,7 +69,7 @@ def test_calibrate_plan_and_generate_in_program_mode_from_the_cli(converted_tiny
         {"question": "Is the bay free?", "answer": "yes", "type": "yesno"},
     ]
     eval_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    done = run_cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--mode", "program",
+    done = run_cli("calibrate", "-m", "llama-fp32", "--eval", str(eval_file), "--mode", "program",
                    "--budgets", "0,4,8", "--samples", "2", "--answer-tokens", "4", "--json",
                    home=edgetts_home)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -77,7 +77,7 @@ def test_calibrate_plan_and_generate_in_program_mode_from_the_cli(converted_tiny
     assert table["budgets"] == [4, 8] and table["questions"] == 2  # no budget 0, numbers only
     saved = json.loads((edgetts_home / "calibration" / "llama-fp32.mixed.program.json").read_text())
     assert saved["settings"]["mode"] == "program" and len(saved["results"]) == 2
-    steps = run_cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4",
+    steps = run_cli("calibrate", "-m", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4",
                     "--samples", "2", "--answer-tokens", "4", home=edgetts_home)  # fmt: skip
     assert steps.returncode == 0, steps.stderr
     profiled = run_cli("profile", "--models", "llama-fp32", "--quick", "--threads", "1", home=edgetts_home)

@@ -18,7 +18,7 @@ def calibrated_tiny(converted_tiny, edgetts_home, tmp_path):
     eval_file = tmp_path / "sums.jsonl"
     lines = [{"question": f"Question: what is {a} plus 7?", "answer": f"#### {a + 7}"} for a in range(3)]
     eval_file.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    done = run_cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4,16",
+    done = run_cli("calibrate", "-m", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4,16",
                    "--samples", "3", "--answer-tokens", "4", "--json", home=edgetts_home)  # fmt: skip
     assert done.returncode == 0, done.stderr
     table = json.loads(done.stdout)
@@ -164,8 +164,8 @@ def test_a_typed_eval_set_calibrates_per_type_and_runs_always_read(converted_tin
     records = [{"question": f"Is {a} more than 2?", "answer": "yes" if a > 2 else "no"} for a in range(4)]
     records += [{"question": "Which tool?", "answer": "B", "choices": ["hammer", "wrench"]}] * 2
     eval_file.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    done = run_cli("calibrate", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4", "--samples", "2",
-                   "--answer-tokens", "4", "--json", home=edgetts_home)  # fmt: skip
+    done = run_cli("calibrate", "-m", "llama-fp32", "--eval", str(eval_file), "--budgets", "0,4",
+                   "--samples", "2", "--answer-tokens", "4", "--json", home=edgetts_home)  # fmt: skip
     assert done.returncode == 0, done.stderr
     table = json.loads(done.stdout)
     assert table["questions"] == 6 and set(table["by_type"]) == {"yesno", "choice"}

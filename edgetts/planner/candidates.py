@@ -174,7 +174,7 @@ def model_candidates(
     upper, mean = run(QUANTILE, taken_upper), run(0.5, taken_mean)
     prefill = model.latency.prefill_s(prompt) * np.ones_like(mean)
     energy = model.energy_j(prefill, mean - prefill, samples)
-    memory = model.memory_bytes(samples, prompt + steps + force)
+    memory = model.memory_bytes(samples, prompt + steps + force, budgets)
     out = []
     for i, budget in enumerate(table.budgets):
         for j, n in enumerate(table.samples):
@@ -207,13 +207,17 @@ def build(
     it was calibrated in (``modes``: only these of direct, steps, program); the notes say which
     models were left out and why."""
     candidates: list[Candidate] = []
-    notes: list[str] = []
+    notes = [
+        f"{name}: not in the profile of {profile.device_id} (run `edgetts profile --models {name}`)"
+        for name in models or ()
+        if name not in profile.models
+    ]
     for name, model in sorted(profile.models.items()):
         if models is not None and name not in models:
             continue
         table = accuracy_table(name, eval_name, tables.version(name, eval_name), answer_type.kind)
         if table is None:
-            notes.append(f"{name}: no {eval_name} calibration (run `edgetts calibrate {name}`)")
+            notes.append(f"{name}: no {eval_name} calibration (run `edgetts calibrate -m {name}`)")
             continue
         cost = prompt_cost(name, question, answer_type)
         candidates += model_candidates(name, model, table, cost, answer_tokens)
