@@ -71,8 +71,13 @@ def test_bench_numbers_are_consistent_and_a_rerun_resumes(bench_args):
             assert arm["runs"] == 3 and 0.0 <= arm["hit_rate"] <= 1.0
             assert arm["p50_ms"] <= arm["p95_ms"] <= arm["p99_ms"]
             assert arm["accuracy_low"] <= arm["accuracy"] <= arm["accuracy_high"]
-            assert arm["mean_tokens"] > 0 and arm["energy_source"]
+            assert arm["mean_tokens"] >= 0 and arm["energy_source"]
             assert arm["energy_per_query_j"] is None or arm["energy_per_query_j"] > 0
+        # Greedy decodes with no reasoning cap, so it always spends tokens; a planned run at 20 ms
+        # may spend none on a busy machine (its guard stops it before the first token), and then
+        # it cannot have answered.
+        assert entry["greedy"]["mean_tokens"] > 0
+        assert entry["planned"]["mean_tokens"] > 0 or entry["planned"]["accuracy"] == 0.0
         assert entry["greedy"]["models"] == {"llama-fp32": 3}
         qualifying = [a for a in fixed if a["p99_ms"] <= target]
         assert [
