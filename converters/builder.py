@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..runtime.kv_cache import LOGITS_TO_KEEP
+from ..manifest import LOGITS_TO_KEEP
 
 SUPPORTED = ("llama", "qwen2")
 OPSET = 21

@@ -1,10 +1,13 @@
 """Build a TensorRT engine from the converted ONNX model (``--format tensorrt``).
 
 An engine is tied to the GPU model and the TensorRT version that built it, so both are recorded
-in the manifest; the runtime rebuilds on a mismatch. Engines take the precision from the ONNX
-graph (fp32, fp16, or FP8 E4M3 Q/DQ) plus the matching builder flags. INT8 and INT4 entries are
-refused for now: their ONNX graphs use onnxruntime's dynamic-quantization and MatMulNBits
-operators, which TensorRT does not parse (TensorRT wants static Q/DQ for those).
+in the manifest (``graph.tensorrt``). Nothing checks them yet: the runtime does not load engines
+(it runs ``model.onnx`` on onnxruntime's CPU provider), so an engine built elsewhere is not
+rebuilt; convert again on the target machine (``edgetts convert --format tensorrt --force``).
+Engines take the precision from the ONNX graph (fp32, fp16, or FP8 E4M3 Q/DQ) plus the matching
+builder flags. INT8 and INT4 entries are refused for now: their ONNX graphs use onnxruntime's
+dynamic-quantization and MatMulNBits operators, which TensorRT does not parse (TensorRT wants
+static Q/DQ for those).
 """
 
 from __future__ import annotations

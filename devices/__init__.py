@@ -1,11 +1,15 @@
 """Device specs: what a board *is* (memory, bandwidth, power modes, precisions, power sensors),
 as opposed to a profile, which is what it was *measured* to do.
 
-Specs are YAML files next to this module, so that adding a board is a data file, not code. The
-planner reads memory and precisions from them; the energy estimator reads idle and maximum watts
-where the board has no sensor; device detection maps a board to its spec id. A file that is
-malformed fails loudly with one line naming the file, the field and the fix, because a silently
-wrong spec would make every plan on that board wrong.
+Specs are YAML files next to this module, so that adding a board is a data file, not code.
+Device detection maps a board to its spec id and takes the GPU and power-mode names from it
+where the board does not report them; the INA3221 meter reads the rails it names, and the
+energy estimator its idle and maximum watts where the board has no sensor; the planner caps
+memory at its ``memory_bytes`` when it plans with that board's profile on another machine.
+``precisions`` are only listed (`edgetts devices`): what this machine can run is asked of
+onnxruntime and its GPU (edgetts/precision.py). A file that is malformed fails loudly with one
+line naming the file, the field and the fix, because a silently wrong spec would make every plan
+on that board wrong.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ from .errors import CorruptModelError
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+# The graph input through which the runtime asks for the last position's logits only: the
+# converter's builder adds it, the runtime binds it where the graph has it. Named here because
+# both read the manifest's contract, and the converter must not import the runtime.
+LOGITS_TO_KEEP = "logits_to_keep"
 
 
 @dataclass

@@ -65,10 +65,6 @@ class StoreEntry:
         return self.manifest.name
 
     @property
-    def onnx_path(self) -> Path:
-        return self.path / "model.onnx"
-
-    @property
     def size_bytes(self) -> int:
         return sum(int(rec["size"]) for rec in self.manifest.files.values())
 

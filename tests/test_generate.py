@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 from conftest import copy_entry
 
@@ -199,6 +200,41 @@ def test_a_cache_grown_during_generation_gives_the_same_samples(tiny, monkeypatc
     assert growths, "the cache never had to grow: the test tests nothing"
     assert [s.think for s in grown.samples] == [s.think for s in reserved.samples]
     assert [s.answer for s in grown.samples] == [s.answer for s in reserved.samples]
+
+
+def test_the_planner_charges_a_growing_cache_at_its_peak(tiny, monkeypatch):
+    """While the shared cache grows, the old buffer (full) and its copy in the new one are both
+    alive: generator.cache_peak_tokens, what the planner charges, must be the most positions a
+    row really held, for the sizes generate gives its cache and the growth the cache does."""
+    lm, tok = tiny
+    from edgetts.runtime import generator
+
+    monkeypatch.setattr(generator, "FIRST_THINK_ROOM", 2)
+    sizes = []
+    new_cache = lm.new_cache
+
+    def sized(rows, capacity, max_capacity=None):
+        sizes.append((capacity, max_capacity))
+        return new_cache(rows, capacity, max_capacity)
+
+    monkeypatch.setattr(lm, "new_cache", sized)
+    budget = 24
+    generate(lm, tok, QUESTION, budget=budget, samples=1)
+    ((first, needed),) = sizes
+    held = []
+    grow = SharedKVCache._grow
+
+    def growing(cache, wanted):
+        held.append(2 * cache.capacity)  # the old buffer, full, and its copy
+        grow(cache, wanted)
+
+    monkeypatch.setattr(SharedKVCache, "_grow", growing)
+    cache = new_cache(1, first, needed)
+    for _ in range(needed):  # every position written, one token a step as a batch decodes
+        lm.run(cache, np.zeros((1, 1), dtype=np.int64))
+    assert held, "the cache never grew: the test tests nothing"
+    assert max(*held, needed) == generator.cache_peak_tokens(needed, budget, in_place=True)
+    assert generator.cache_peak_tokens(needed, budget, in_place=False) == 2 * needed
 
 
 def test_slow_prefill_does_not_force_the_answer_early(tiny):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -35,6 +36,7 @@ def test_profile_measures_every_point_and_fits(tiny_profile):
     assert all(p[2] > 0 for p in model.points["prefill"] + model.points["decode"])
     assert model.latency.prefill.form and model.latency.decode.form
     assert model.kv_bytes_per_token > 0 and model.resident_bytes >= 0
+    assert model.kv_in_place  # the builder's graph: GroupQueryAttention writes into the cache
     assert model.details["measured"]["sweep"] == "quick"
     assert float(model.latency.run_s(20, 16, 4, 2)) > float(model.latency.prefill_s(20))
 
@@ -47,6 +49,21 @@ def test_profile_round_trips_through_yaml(tiny_profile, edgetts_home):
     assert again.points == model.points
     np.testing.assert_allclose(again.latency.run_s(30, 8, 4, 3), model.latency.run_s(30, 8, 4, 3), rtol=1e-4)
     assert again.details["measured"]["repeats"] == 2
+    assert again.kv_in_place is True
+
+
+def test_memory_charges_the_kv_cache_as_the_runtime_holds_it(tiny_profile):
+    """Rows x tokens once for the cache updated in place, twice for one returned anew every
+    step; a profile written before the flag was recorded is charged as copied."""
+    model = tiny_profile.models["llama-int4"]
+    kv, resident = model.kv_bytes_per_token, model.resident_bytes
+    # 4 rows of 300 tokens, 128 of them thinking: under FIRST_THINK_ROOM, so the cache never grows
+    assert float(model.memory_bytes(4, 300, 128)) == resident + kv * 4 * 300
+    copied = replace(model, kv_in_place=False)  # optimum's graphs (NumpyKVCache)
+    assert float(copied.memory_bytes(4, 300, 128)) == resident + 2 * kv * 4 * 300
+    data = model.to_dict()
+    del data["memory"]["kv_in_place"]
+    assert device_profile.ModelProfile.from_dict("old", data, "old.yaml").kv_in_place is False
 
 
 def test_check_compares_held_out_measurements_with_predictions(tiny_profile):
@@ -94,6 +111,10 @@ def test_a_killed_write_leaves_the_old_profile(tiny_profile, edgetts_home, monke
         ("schema_version: 7\ndevice: {id: d}\n", "schema version 7"),
         ("schema_version: 1\n", "names no device id"),
         ("schema_version: 1\ndevice: {id: d}\nmodels: {m: {source: guessed}}\n", "malformed"),
+        (
+            "schema_version: 1\ndevice: {id: d}\nmodels: {m: {source: measured, memory: {kv_in_place: 2}}}\n",
+            "kv_in_place 2 is neither true nor false",
+        ),
     ],
 )
 def test_bad_profile_files_are_one_line_errors(edgetts_home, text, message):
@@ -113,8 +134,7 @@ def test_a_profile_of_another_device_is_refused(tiny_profile, edgetts_home):
 
 
 def test_published_orin_profile_is_honest_about_its_numbers():
-    assert "jetson-agx-orin-64gb" in device_profile.published_ids()
-    profile = device_profile.load_for("jetson-agx-orin-64gb")
+    profile = device_profile.load_for("jetson-agx-orin-64gb")  # the shipped file: no measured one here
     assert profile.conditions["source"] == "published"
     assert len(profile.models) == 3
     for model in profile.models.values():

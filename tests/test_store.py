@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import onnxruntime as ort
 import pytest
 from conftest import copy_entry
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from edgetts import store
 from edgetts.converters.pipeline import convert
@@ -41,6 +43,31 @@ def test_truncated_onnx_is_detected_by_verify_and_by_the_runtime(entry):
     with pytest.raises(CorruptModelError, match="truncated"):
         store.verify("llama-int4")
     with pytest.raises(CorruptModelError, match="onnxruntime cannot load"):
+        OnnxCausalLM(entry)
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (MemoryError(), "not enough memory to load"),
+        (ort_state.RuntimeException("Exception during initialization: std::bad_alloc"), "not enough memory"),
+        (ort_state.NotImplemented("Could not find an implementation for MatMulNBits(1)"), "cannot run"),
+    ],
+)
+def test_a_load_that_fails_for_another_reason_is_not_called_corrupt(entry, monkeypatch, error, message):
+    """Memory that ran out, or a kernel this onnxruntime lacks, is said as such (one line, an
+    EdgeTTSError), never as a corrupt file; an error that is not onnxruntime's is a bug and
+    keeps its traceback."""
+
+    def failing(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(ort, "InferenceSession", failing)
+    with pytest.raises(EdgeTTSError, match=message) as raised:
+        OnnxCausalLM(entry)
+    assert not isinstance(raised.value, CorruptModelError) and "\n" not in str(raised.value)
+    monkeypatch.setattr(ort, "InferenceSession", lambda *_args, **_kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
         OnnxCausalLM(entry)
 
 

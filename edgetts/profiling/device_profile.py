@@ -19,6 +19,7 @@ import yaml
 from .. import paths
 from ..atomic import write_text_atomic
 from ..errors import EdgeTTSError
+from ..runtime.generator import cache_peak_tokens
 from .latency_model import LatencyModel
 from .threads import UnderLoad
 
@@ -86,17 +87,23 @@ class ModelProfile:
     latency: LatencyModel
     resident_bytes: int  # process memory the loaded model adds (weights + runtime arenas)
     kv_bytes_per_token: int  # KV cache bytes per token per sample
+    # The runtime's cache is updated in place (kv_cache.SharedKVCache), not returned anew every
+    # step; False also for profiles written before it was recorded (charged as copied).
+    kv_in_place: bool = False
     power: PowerModel | None = None
     points: dict[str, list] = field(default_factory=dict)  # raw measurements / published points
     details: dict[str, Any] = field(default_factory=dict)  # e.g. the reference of published numbers
     # latency per thread count under other load (`profile --threads-sweep`, profiling/threads.py)
     under_load: list[UnderLoad] = field(default_factory=list)
 
-    def memory_bytes(self, samples, tokens) -> np.ndarray:
-        """Resident model + the KV cache of ``samples`` rows of ``tokens`` tokens, doubled because
-        a step's new cache is allocated while the old one is still alive."""
+    def memory_bytes(self, samples, tokens, budget) -> np.ndarray:
+        """Resident model + the KV cache of ``samples`` rows at its peak, for a context of
+        ``tokens`` of which ``budget`` are thinking: ``tokens`` per row for a cache updated in
+        place, more while it grows, twice ``tokens`` for one copied every step
+        (generator.cache_peak_tokens)."""
         samples = np.asarray(samples, np.float64)
-        return self.resident_bytes + 2 * self.kv_bytes_per_token * samples * tokens
+        peak = cache_peak_tokens(tokens, budget, self.kv_in_place)
+        return self.resident_bytes + self.kv_bytes_per_token * samples * peak
 
     def energy_j(self, prefill_s, decode_s, samples) -> np.ndarray | None:
         if self.power is None:
@@ -108,7 +115,11 @@ class ModelProfile:
             "source": self.source,
             "quant": self.quant,
             "context_length": self.context_length,
-            "memory": {"resident_bytes": self.resident_bytes, "kv_bytes_per_token": self.kv_bytes_per_token},
+            "memory": {
+                "resident_bytes": self.resident_bytes,
+                "kv_bytes_per_token": self.kv_bytes_per_token,
+                "kv_in_place": self.kv_in_place,
+            },
             "latency": self.latency.to_dict(),
             "power": self.power.to_dict() if self.power else None,
             "points": self.points,
@@ -128,6 +139,9 @@ class ModelProfile:
             if source not in SOURCES:
                 raise ValueError(f"source {source!r} is neither measured nor published")
             memory = data["memory"]
+            in_place = memory.get("kv_in_place", False)
+            if not isinstance(in_place, bool):
+                raise ValueError(f"kv_in_place {in_place!r} is neither true nor false")
             return cls(
                 name=name,
                 source=source,
@@ -136,6 +150,7 @@ class ModelProfile:
                 latency=LatencyModel.from_dict(data["latency"], where),
                 resident_bytes=int(memory["resident_bytes"]),
                 kv_bytes_per_token=int(memory["kv_bytes_per_token"]),
+                kv_in_place=in_place,
                 power=PowerModel.from_dict(data["power"], where) if data.get("power") else None,
                 points=dict(data.get("points") or {}),
                 details={k: v for k, v in data.items() if k not in SECTION_KEYS},
@@ -245,11 +260,6 @@ def load(path: Path) -> DeviceProfile:
     profile = parse(text, str(path))
     profile.path = path
     return profile
-
-
-def published_ids() -> list[str]:
-    folder = resources.files("edgetts.profiles")
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def find(device_id: str) -> DeviceProfile | None:

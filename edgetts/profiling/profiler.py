@@ -100,6 +100,7 @@ def profile_loaded(
         latency=latency,
         resident_bytes=resident,
         kv_bytes_per_token=kv_bytes_per_token(lm),
+        kv_in_place=lm.shared_kv,
         power=power_model(sweep.prefill, sweep.decode, meter_source),
         points={
             "prefill": [p.to_list() for p in sweep.prefill],  # [length, median s, std s, watts]

@@ -3,8 +3,8 @@
 A decode step is measured the way the generator takes it: one pass of N rows through the
 generator's own KV cache at ``context`` tokens *plus* the sampling of N tokens in numpy, because
 that is what a request pays per step (the cache's values do not change the arithmetic, so it is
-not filled by a prefill). Every point runs warm-up passes first and reports mean ± std over
-repeats, in the style of llama-bench.
+not filled by a prefill). Every point runs warm-up passes first and reports the median and the
+standard deviation over repeats (llama-bench reports the mean; why the median: see ``_timed``).
 """
 
 from __future__ import annotations

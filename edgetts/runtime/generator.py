@@ -80,6 +80,31 @@ class _Batch:
         return order
 
 
+def cache_peak_tokens(tokens, budget, in_place: bool) -> np.ndarray:
+    """The most token positions per row that a generation's KV cache holds at once, for a
+    context of ``tokens`` (prompt, budget, forcing text, answer) of which ``budget`` are thinking
+    (arrays broadcast): what the planner charges as the cache's memory.
+
+    In place (kv_cache.SharedKVCache): ``tokens``, as a step writes into the buffer it reads.
+    But a budget over FIRST_THINK_ROOM starts the buffer smaller (as ``generate`` sizes it) and
+    doubles it (``SharedKVCache._grow``), and while it grows the old buffer, full, and the new
+    one, holding its copy, are both alive: twice the old capacity, which can exceed ``tokens``.
+    Otherwise (NumpyKVCache): twice ``tokens``, as every step returns a new, longer cache while
+    the old one is still alive."""
+    tokens = np.asarray(tokens, np.float64)
+    if not in_place:
+        return 2 * tokens
+    budget = np.asarray(budget, np.float64)
+    tokens, capacity = np.broadcast_arrays(tokens, tokens - budget + np.minimum(budget, FIRST_THINK_ROOM))
+    peak = tokens.copy()
+    growing = capacity < tokens
+    while growing.any():
+        peak = np.where(growing, np.maximum(peak, 2 * capacity), peak)
+        capacity = np.where(growing, np.minimum(tokens, 2 * capacity), capacity)
+        growing = capacity < tokens
+    return peak
+
+
 def generate(
     lm: OnnxCausalLM,
     tokenizer: Tokenizer,

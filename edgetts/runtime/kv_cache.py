@@ -47,8 +47,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import EdgeTTSError
-
-LOGITS_TO_KEEP = "logits_to_keep"  # the graph input converters/builder.py adds
+from ..manifest import LOGITS_TO_KEEP
 
 Past = dict[str, np.ndarray]
 Forward = Callable[[np.ndarray, Past, np.ndarray], tuple[np.ndarray, Past]]

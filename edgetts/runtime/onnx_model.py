@@ -14,11 +14,20 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import psutil
+from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
-from ..errors import CorruptModelError
-from ..manifest import MANIFEST_NAME, Manifest
+from ..errors import CorruptModelError, EdgeTTSError
+from ..manifest import LOGITS_TO_KEEP, MANIFEST_NAME, Manifest
 from ..precision import require_precision
-from .kv_cache import LOGITS_TO_KEEP, KVCache, NumpyKVCache, Past, SharedKVCache
+from .kv_cache import KVCache, NumpyKVCache, Past, SharedKVCache
+
+# onnxruntime's own exception types (Fail, InvalidProtobuf, NoSuchFile, RuntimeException, …):
+# they derive from Exception directly, with no common base, so they are collected here; any
+# other exception from loading is not the file's fault and keeps its traceback.
+_ORT_ERRORS = tuple(v for v in vars(_ort_state).values() if isinstance(v, type) and issubclass(v, Exception))
+# How onnxruntime words an allocation that failed inside it (a std::bad_alloc that escapes it
+# is a MemoryError): the session needs more memory than is free, the file is fine.
+_OUT_OF_MEMORY = ("bad_alloc", "bad allocation", "Failed to allocate memory")
 
 
 def default_threads() -> int:
@@ -45,14 +54,23 @@ class OnnxCausalLM:
         self.threads = threads or default_threads()
         options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
+        path = model_dir / "model.onnx"
         try:
-            self.session = ort.InferenceSession(
-                str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own exception types for every failure
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except MemoryError:
+            raise self._out_of_memory(path) from None
+        except _ORT_ERRORS as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            if any(sign in first for sign in _OUT_OF_MEMORY):
+                raise self._out_of_memory(path) from None
+            if isinstance(err, _ort_state.NotImplemented):  # a kernel this onnxruntime lacks
+                raise EdgeTTSError(
+                    f"{name}: onnxruntime {ort.__version__} cannot run {path} ({first}); convert it "
+                    f"again with this onnxruntime (`edgetts convert --force`) or install the one it "
+                    f"was converted with ({self.manifest.tools.get('onnxruntime', 'see its manifest')})"
+                ) from None
             raise CorruptModelError(
-                f"{name}: onnxruntime cannot load {model_dir / 'model.onnx'} ({first}); check it with "
+                f"{name}: onnxruntime cannot load {path} ({first}); check it with "
                 f"`edgetts models verify {name}` and convert it again with `edgetts convert --force`"
             ) from None
         arch = self.manifest.architecture
@@ -68,6 +86,15 @@ class OnnxCausalLM:
         # export concatenates past and new keys itself and cannot write into a shared buffer.
         gqa = self.manifest.graph.get("ops", {}).get("GroupQueryAttention", 0) == self.layers
         self.shared_kv = shared_kv and gqa and "attention_mask" in self.input_names
+
+    def _out_of_memory(self, path: Path) -> EdgeTTSError:
+        """What loading ``path`` failed on when memory ran out: memory, not a corrupt file."""
+        size = sum(int(record["size"]) for record in self.manifest.files.values())
+        free = psutil.virtual_memory().available
+        return EdgeTTSError(
+            f"{self.manifest.name}: not enough memory to load {path} ({size / 2**20:.0f} MiB of files, "
+            f"{free / 2**20:.0f} MiB free); close other programs or use a smaller model or quantization"
+        )
 
     def new_cache(self, batch: int, capacity: int, max_capacity: int | None = None) -> KVCache:
         """An empty cache with one row (for the shared prefill) and room for ``batch`` rows of

@@ -14,9 +14,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """Temperature (0: greedy), then top-k, then top-p (nucleus) sampling.
+
+    Without ``top_k`` (0) a row still draws only from its CANDIDATE_CAP (64) most likely tokens,
+    then applies ``top_p``: beyond them the probability mass is negligible at the temperatures
+    self-consistency uses, and sorting the whole vocabulary would cost more than the cut loses
+    (see ``sample_rows``). An explicit ``top_k`` is taken as asked, above 64 too."""
+
     temperature: float = 0.7
     top_p: float = 0.95
-    top_k: int = 0  # 0 = no top-k cut
+    top_k: int = 0  # 0: no cut of the caller's (the CANDIDATE_CAP cut above applies)
 
     @property
     def greedy(self) -> bool:
@@ -42,10 +49,11 @@ def sample_rows(
         tokens[greedy] = logits[greedy].argmax(axis=-1)
     if not sampled:
         return tokens
-    # Why a candidate cap: a full argsort of a 152k vocabulary costs ~8 ms per row per step on
-    # the edge CPU; the mass outside the 64 most likely tokens is negligible at the temperatures
-    # self-consistency uses (llama.cpp's default top-k is 40).
-    cap = min(params.top_k or CANDIDATE_CAP, CANDIDATE_CAP, logits.shape[-1])
+    # Why a candidate cap without top_k: a full argsort of a 152k vocabulary costs ~8 ms per row
+    # per step on the edge CPU; the mass outside the 64 most likely tokens is negligible at the
+    # temperatures self-consistency uses (llama.cpp's default top-k is 40). An explicit top_k is
+    # not capped: argpartition costs the same for any k, only the sort of the k candidates grows.
+    cap = min(params.top_k or CANDIDATE_CAP, logits.shape[-1])
     drawn = logits[sampled] if greedy else logits  # copy the rows only when some are greedy
     candidates = np.argpartition(-drawn, cap - 1, axis=-1)[:, :cap]
     for row, row_candidates in zip(sampled, candidates, strict=True):
