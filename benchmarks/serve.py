@@ -46,8 +46,8 @@ import numpy as np
 import psutil
 
 from edgetts import __version__, evals
-from edgetts.cli_profile import setup_engine
 from edgetts.engine import MIN_DEADLINE_S, Answer, Engine
+from edgetts.first_use import setup_engine
 from edgetts.profiling.device import detect
 from edgetts.serving.http import create_app
 from edgetts.tts.answer_types import resolve
@@ -160,7 +160,7 @@ def start_server(kind: str) -> tuple[subprocess.Popen, str]:
 def serve_baseline(port: int) -> None:
     import uvicorn
 
-    base = setup_engine(None, None)
+    base = setup_engine(None, None, say=print)
     engine = FirstComeFirstServed(threads=base.threads, profile=base.device_profile(), eval_name="gsm8k")
     uvicorn.run(create_app(engine), host="127.0.0.1", port=port, log_level="warning")
 
@@ -266,7 +266,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     records: dict[str, list] = {}
     before = load_now()
-    setup_engine(None, None)  # first-use conversion and profile, before any server starts
+    setup_engine(None, None, say=print)  # first-use conversion and profile, before any server starts
     for kind in ("edgetts", "fcfs"):
         for clients in counts:
             key = f"{kind} x{clients}"

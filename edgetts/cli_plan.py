@@ -305,20 +305,19 @@ def run_command(
         raise EdgeTTSError("the question is empty; pass the text to answer")
     schema = read_schema(schema)
     resolve(question, answer_type, choices, schema=schema)  # bad type, options or schema: before set-up
-    models = split_names(names)
-    engine = setup_engine(models, threads, eval_set)
+    engine = setup_engine(split_names(names), threads, eval_set)  # its profile holds --models only
     kind = engine.answer_type_of(question, answer_type, choices, schema)
     with console.status("warming up") if console.is_terminal else contextlib.nullcontext():
         # Which model the plan would run, so that only that one is loaded and warmed; an
         # impossible target fails here, before anything is loaded.
-        expected = engine.plan(
-            question, target, cap, best_effort, models=models, answer_type=kind, modes=modes
-        )[0].chosen.config.model
+        expected = engine.plan(question, target, cap, best_effort, answer_type=kind, modes=modes)[
+            0
+        ].chosen.config.model
         engine.warm(models=[expected])
     startup_s = time.perf_counter() - began
     answer = engine.solve(
-        question, target, energy=cap, best_effort=best_effort, seed=seed, models=models,
-        answer_type=answer_type, choices=choices, schema=schema, modes=modes,
+        question, target, energy=cap, best_effort=best_effort, seed=seed, answer_type=answer_type,
+        choices=choices, schema=schema, modes=modes,
     )  # fmt: skip
     engine.close()
     if as_json:

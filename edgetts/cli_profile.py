@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from . import first_use
 from .profiling import device_profile
 from .profiling.device_profile import DeviceProfile, ProfileError
 
@@ -51,113 +52,29 @@ def split_names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
-def profile_this_device(
-    names: list[str] | None, quick: bool, threads: int | None, threads_sweep: bool = False
-) -> DeviceProfile:
-    """Sweep ``names`` (default: every store entry), fit, merge into this device's profile, save.
-    A sweep the machine's other load disturbed is measured again, and said so (see
-    profiler.watched_sweep); whether the result is busy is the caller's to warn about.
-    ``threads_sweep``: also measure every thread count under busy loops (profiling/threads.py)."""
-    from .profiling.device import describe, detect
-    from .profiling.energy import meter_for
-    from .profiling.load import LoadMeter
-    from .profiling.profiler import conditions, measured_profile, merge, profile_entry, select_entries
-    from .profiling.sweep import FULL, QUICK
-    from .profiling.threads import sweep_threads, sweep_units
-    from .runtime.onnx_model import OnnxCausalLM, default_threads
-
-    info = detect()
-    meter = meter_for(info)
-    load = LoadMeter()
-    entries = select_entries(names)
-    plan = QUICK if quick else FULL
-    cores = default_threads()
-    units = plan.units() + (sweep_units(cores) if threads_sweep else 0)
-    models = {}
-    with progress_bar("profiling", units * len(entries)) as advance:
-        for entry in entries:
-            advance(f"profiling {entry.name}")
-            models[entry.name] = profile_entry(
-                entry, plan, meter=meter, meter_source=meter.source, threads=threads, tick=advance,
-                load=load, on_busy=repeating(entry.name),
-            )  # fmt: skip
-            if threads_sweep:
-                advance(f"{entry.name}: every thread count under busy loops")
-                models[entry.name].under_load = sweep_threads(
-                    lambda count, entry=entry: OnnxCausalLM(entry.path, entry.manifest, threads=count),
-                    cores, tick=advance,
-                )  # fmt: skip
-    profile = merge(describe(info), measured_profile(info.id), models, conditions(meter.source, meter.notes))
-    profile.save()
-    return profile
-
-
-def repeating(name: str) -> Callable[[LoadReading], None]:
-    """What the user reads when a busy sweep of ``name`` is measured again: why profiling takes
-    twice as long."""
-
-    def say(reading: LoadReading) -> None:
-        console.print(
-            f"the machine was busy while profiling {name} ({reading.describe()}): measuring it again",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-    return say
+def say(text: str) -> None:
+    """A first-use line (edgetts/first_use.py) on stderr, as typed (no rich markup)."""
+    console.print(text, highlight=False, soft_wrap=True, markup=False)
 
 
 def warn_if_busy(profile: DeviceProfile) -> None:
-    """One line on stderr where ``profile`` was measured under load: its latencies are the loaded
-    machine's, so plans made with it may choose less than the device can do on a quiet machine
-    (and a check against it fails once the load is gone)."""
-    from .profiling.load import LoadReading
-
-    load = profile.busy_load()
-    if load is None:
-        return
-    console.print(
-        f"[yellow]warning:[/] the profile of {profile.device_id} was measured under load "
-        f"({LoadReading.from_dict(load).describe()}); its predicted latencies may be too long for this "
-        "device when quiet: re-profile on a quiet machine (`edgetts profile`)",
-        highlight=False,
-        soft_wrap=True,
-    )
+    """One line on stderr where ``profile`` was measured under load: plans made with it may
+    choose less than the device can do on a quiet machine (and a check against it fails once
+    the load is gone)."""
+    if (warning := first_use.busy_warning(profile)) is not None:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def ensure_profile(device_id: str, models: list[str], threads: int | None) -> DeviceProfile:
-    """This device's measured profile restricted to ``models``, profiling the missing ones
-    --quick first and saying so (what `run` and `bench` do on a fresh machine; they measure this
-    device, so a published profile will not do). Warns where those models were measured busy."""
-    from .profiling.profiler import measured_profile
-
-    profile = measured_profile(device_id)
-    missing = [n for n in models if profile is None or n not in profile.models]
-    if missing:
-        console.print(
-            f"no profile of {', '.join(missing)} on this device ({device_id}): "
-            "running `edgetts profile --quick`",
-            highlight=False,
-            soft_wrap=True,
-        )
-        profile = profile_this_device(missing, quick=True, threads=threads)
-    profile.models = {n: m for n, m in profile.models.items() if n in models}
-    warn_if_busy(profile)
-    return profile
+    """first_use.ensure_profile, saying so on stderr with a progress bar on a terminal."""
+    return first_use.ensure_profile(device_id, models, threads, say, progress_bar)
 
 
 def setup_engine(
     names: list[str] | None, threads: int | None, eval_name: str = "gsm8k", auto_reprofile: bool = False
 ):
-    """The Engine `run`, `serve` and `ros2` answer with: ``names`` or the built-in ladder
-    (converted on first use), planned with this device's profile (measured --quick where
-    missing). First-use work happens here, before any request's clock starts."""
-    from .engine import Engine
-    from .ladder import ensure_converted
-    from .profiling.device import detect
-
-    models = names or ensure_converted(lambda text: console.print(text, highlight=False), eval_name)
-    profile = ensure_profile(detect().id, models, threads)
-    return Engine(threads=threads, profile=profile, eval_name=eval_name, auto_reprofile=auto_reprofile)
+    """first_use.setup_engine, saying so on stderr with a progress bar on a terminal."""
+    return first_use.setup_engine(names, threads, eval_name, auto_reprofile, say, progress_bar)
 
 
 def summary_table(profile: DeviceProfile) -> Table:
@@ -230,7 +147,9 @@ def profile(
     """
     if ctx.invoked_subcommand is not None:
         return
-    result = profile_this_device(split_names(names), quick, threads, threads_sweep)
+    result = first_use.profile_this_device(
+        split_names(names), quick, threads, threads_sweep, say, progress_bar
+    )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
