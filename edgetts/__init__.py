@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Engine": "edgetts.engine",
     "Answer": "edgetts.engine",
+    "Planned": "edgetts.engine",
     "SamplingParams": "edgetts.runtime.sampling",
     "Config": "edgetts.planner.scheduler",
     "Plan": "edgetts.planner.scheduler",
@@ -35,6 +36,7 @@ __all__ = [
     "__version__",
     "Engine",
     "Answer",
+    "Planned",
     "SamplingParams",
     "Config",
     "Plan",
@@ -52,7 +54,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
-    from .engine import Answer, Engine
+    from .engine import Answer, Engine, Planned
     from .errors import (
         ConversionError,
         CorruptModelError,

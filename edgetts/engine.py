@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import psutil
 from tokenizers import Tokenizer
@@ -28,7 +29,7 @@ from .errors import EdgeTTSError
 from .planner.candidates import build as build_candidates
 from .planner.candidates import constrained, default_kind, predicted_run_s, prompt_cost
 from .planner.correction import Correction, corrected, ratios
-from .planner.scheduler import Config, plan
+from .planner.scheduler import Candidate, CandidateSet, Config, Plan, plan
 from .profiling.device_profile import DeviceProfile, ModelProfile, load_for
 from .profiling.device_profile import load as load_profile
 from .profiling.latency_model import LatencyModel
@@ -48,6 +49,19 @@ MAX_LATENCY_S = 3600.0  # a longer "deadline" is a unit mistake (ms written as s
 WARM_QUESTION = "What is 2 plus 3?"  # what warm() plans and runs with: short, any model answers it
 TokenCallback = Callable[[int, int], None]  # (sample index, token id), on the worker thread
 StartCallback = Callable[[Config], None]  # the configuration a request runs, once it is planned
+
+
+class Planned(NamedTuple):
+    """What :meth:`Engine.plan` returns: the plan (``plan.chosen`` is the configuration
+    :meth:`Engine.solve` would run) and every candidate it was chosen from. A tuple, so that
+    ``chosen_plan, candidates = engine.plan(...)`` reads as well as ``engine.plan(...).plan``."""
+
+    plan: Plan
+    candidates: CandidateSet
+
+    @property
+    def chosen(self) -> Candidate | None:
+        return self.plan.chosen
 
 
 @dataclass
@@ -226,7 +240,7 @@ class Engine:
         answer_type: AnswerType = NUMBER,
         modes: Sequence[str] | None = None,
         choices: dict[str, Choice] | None = None,
-    ):
+    ) -> Planned:
         """The configuration :meth:`solve` would run, and the candidates it was chosen from
         (``models``: plan over these profiled entries only; ``answer_type``: the answer's kind,
         whose accuracy table the plan maximises and whose length it predicts; ``modes``: only
@@ -241,9 +255,8 @@ class Engine:
         if not len(candidates):
             raise EdgeTTSError("nothing to plan with: " + "; ".join(notes or ["the profile has no models"]))
         memory = self._memory_cap()
-        return plan(
-            candidates, latency, energy_j=energy, memory_bytes=memory, best_effort=best_effort
-        ), candidates
+        chosen = plan(candidates, latency, energy_j=energy, memory_bytes=memory, best_effort=best_effort)
+        return Planned(chosen, candidates)
 
     def answer_type_of(
         self, question: str, answer_type: str | None = None, choices: Sequence[str] = (),

@@ -17,6 +17,7 @@ def test_the_public_names_are_the_modules_own():
     from edgetts.runtime import sampling
 
     assert edgetts.Engine is engine.Engine and edgetts.Answer is engine.Answer
+    assert edgetts.Planned is engine.Planned
     assert edgetts.SamplingParams is sampling.SamplingParams
     assert edgetts.Config is scheduler.Config and edgetts.Plan is scheduler.Plan
     for name in edgetts.__all__:
