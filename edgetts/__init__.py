@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Engine": "edgetts.engine",
     "Answer": "edgetts.engine",
+    "Delta": "edgetts.engine",
     "Planned": "edgetts.engine",
     "SamplingParams": "edgetts.runtime.sampling",
     "Config": "edgetts.planner.scheduler",
@@ -36,6 +37,7 @@ __all__ = [
     "__version__",
     "Engine",
     "Answer",
+    "Delta",
     "Planned",
     "SamplingParams",
     "Config",
@@ -54,7 +56,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
-    from .engine import Answer, Engine, Planned
+    from .engine import Answer, Delta, Engine, Planned
     from .errors import (
         ConversionError,
         CorruptModelError,

@@ -14,9 +14,10 @@ random streams), so :meth:`Engine.generate` may also be called directly from any
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
@@ -41,6 +42,7 @@ from .runtime.generator import Generation, generate
 from .runtime.onnx_model import OnnxCausalLM, default_threads
 from .runtime.prompting import STEPS
 from .runtime.sampling import SamplingParams
+from .runtime.stream_text import StreamText
 from .tts.answer_types import NUMBER, AnswerType, resolve
 from .worker import DecodeWorker, Job
 
@@ -62,6 +64,15 @@ class Planned(NamedTuple):
     @property
     def chosen(self) -> Candidate | None:
         return self.plan.chosen
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Text one sample added, as :meth:`Engine.stream` yields it: samples decode side by side,
+    so ``sample`` says whose (0 is the greedy anchor of an anchored vote)."""
+
+    sample: int
+    text: str
 
 
 @dataclass
@@ -322,6 +333,31 @@ class Engine:
             question, latency, energy=energy, best_effort=best_effort, seed=seed, on_token=on_token,
             models=models, answer_type=answer_type, choices=choices, schema=schema, modes=modes,
         ).result()  # fmt: skip
+
+    def stream(self, question: str, latency: float, **options) -> Iterator[Delta | Answer]:
+        """:meth:`submit`, read as it decodes: a :class:`Delta` for each piece of text a sample
+        generates (its reasoning, then its answer, as the tokenizer turns tokens into whole
+        characters; the forcing text the engine feeds at a cut is not generated, so not
+        streamed), then the :class:`Answer` last, as llama-cpp-python's and onnxruntime-genai's
+        streams read. ``options``: those of :meth:`submit` (not ``on_token``/``on_start``, which
+        this uses). Refusals raise at once, as from :meth:`submit`; leaving the loop early (or
+        closing the iterator) cancels the request within one decode step."""
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        future = self.submit(
+            question, latency, on_token=lambda s, t: events.put((s, t)),
+            on_start=lambda config: events.put(config), **options,
+        )  # fmt: skip
+        future.add_done_callback(lambda _future: events.put(None))
+        text: StreamText | None = None
+        try:
+            while (event := events.get()) is not None:
+                if isinstance(event, Config):  # on_start: whose tokenizer reads the tokens
+                    text = StreamText(self.tokenizer(event.model))
+                elif text is not None and (piece := text.delta(*event)):
+                    yield Delta(event[0], piece)
+            yield future.result()
+        finally:
+            future.cancel()  # the caller stopped reading: stop decoding (a no-op once done)
 
     def submit(
         self,
@@ -588,6 +624,15 @@ class Engine:
 
         return meter_for(self._device())
 
+    def tokenizer(self, model: str) -> Tokenizer:
+        """``model``'s tokenizer, loaded once (without a session: a streaming caller needs only
+        this, and the session that runs is the one for the threads the request chose)."""
+        with self._lock:
+            if model not in self._tokenizers:
+                path = store.get(model).path / "tokenizer.json"
+                self._tokenizers[model] = Tokenizer.from_file(str(path))
+            return self._tokenizers[model]
+
     def load(self, model: str, threads: int | None = None) -> tuple[OnnxCausalLM, Tokenizer]:
         """``model``'s session with ``threads`` intra-op threads (default: the engine's, else
         one per physical core), loaded once, and its tokenizer."""
@@ -596,9 +641,7 @@ class Engine:
             if key not in self._models:
                 entry = store.get(model)
                 self._models[key] = OnnxCausalLM(entry.path, entry.manifest, threads=key[1])
-                if model not in self._tokenizers:
-                    self._tokenizers[model] = Tokenizer.from_file(str(entry.path / "tokenizer.json"))
-            return self._models[key], self._tokenizers[model]
+        return self._models[key], self.tokenizer(model)
 
     def generate(
         self,

@@ -94,3 +94,31 @@ def test_the_answer_type_is_inferred_or_given_and_reported(tiny_engine):
     assert tiny_engine.solve(QUESTION, latency=30.0).to_json()["answer_type"] == "number"
     with pytest.raises(EdgeTTSError, match="a choice answer needs options"):
         tiny_engine.submit("Which way?", 30.0, answer_type="choice")
+
+
+def test_stream_yields_each_samples_text_then_the_answer(tiny_engine):
+    from edgetts import Answer, Delta
+
+    tiny_engine.warm()
+    events = list(tiny_engine.stream(QUESTION, 30.0, seed=3))
+    *deltas, answer = events
+    assert isinstance(answer, Answer) and all(isinstance(d, Delta) for d in deltas) and deltas
+    said: dict[int, str] = {}
+    for delta in deltas:
+        said[delta.sample] = said.get(delta.sample, "") + delta.text
+    assert sorted(said) == list(range(answer.config["samples"]))
+    for sample, text in said.items():
+        # What was streamed is what the sample said: its reasoning and answer tokens (the answer
+        # keeps "\n" apart from the reasoning and the engine's forcing text is not streamed; a
+        # stop string the answer trims was streamed as the model said it).
+        squeezed = "".join(answer.samples[sample].split())
+        assert "".join(text.split()).startswith(squeezed), (sample, text, answer.samples[sample])
+
+
+def test_leaving_a_stream_early_cancels_its_request(tiny_engine):
+    tiny_engine.warm()
+    stream = tiny_engine.stream(QUESTION, 30.0)
+    first = next(stream)
+    assert first.text
+    stream.close()  # the request is cancelled; the worker takes the next one
+    assert tiny_engine.solve(QUESTION, latency=30.0).samples

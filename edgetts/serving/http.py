@@ -44,6 +44,7 @@ from .. import store
 from ..engine import Answer, Engine
 from ..errors import DeadlineUnreachableError, EdgeTTSError, ModelNotFoundError
 from ..runtime.sampling import SamplingParams
+from ..runtime.stream_text import StreamText
 from . import openai
 from .metrics import Metrics
 from .schema import ChatRequest, parse_chat, parse_solve
@@ -250,7 +251,7 @@ class Service:
                         break
                     if event[0] == "start":
                         model = model if event[1] is None else event[1].model
-                        text = openai.StreamText(self.engine.load(model)[1])
+                        text = StreamText(self.engine.tokenizer(model))
                         continue
                     _, sample, token = event
                     choice: dict[str, Any] = {"index": sample, "delta": {}, "finish_reason": None}

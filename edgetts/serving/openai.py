@@ -11,9 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 
-from tokenizers import Tokenizer
-from tokenizers.decoders import DecodeStream
-
 
 def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -54,16 +51,3 @@ def chunk(cid: str, model: str, choices: list[dict], **extra) -> dict:
         "id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
         "choices": choices, **extra,
     }  # fmt: skip
-
-
-class StreamText:
-    """Token ids to text deltas per sample. tokenizers' DecodeStream keeps the byte-fallback
-    and SentencePiece-space state, so a multi-byte character split over tokens comes out whole."""
-
-    def __init__(self, tokenizer: Tokenizer):
-        self.tokenizer = tokenizer
-        self.streams: dict[int, DecodeStream] = {}
-
-    def delta(self, sample: int, token: int) -> str:
-        stream = self.streams.setdefault(sample, DecodeStream(skip_special_tokens=True))
-        return stream.step(self.tokenizer, token) or ""
