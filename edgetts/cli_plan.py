@@ -12,7 +12,7 @@ from rich.console import Console
 from .cli_profile import progress_bar, setup_engine, split_names, stdout_console, warn_if_busy
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
 from .planner.correction import MIN_RUNS
-from .planner.scheduler import Config, format_duration
+from .planner.scheduler import Config, format_duration, plural
 from .runtime.prompting import MODES, STEPS
 from .tts.answer_types import KINDS, resolve
 from .units import parse_duration, parse_energy
@@ -256,8 +256,9 @@ def plan_command(
     for name, choice in choices.items():
         if choice.busy_cores is not None:
             console.print(
-                f"other load {choice.other_load_cores:.1f} cores: {name} planned with {choice.threads} "
-                f"thread(s), its thread sweep's row at {choice.busy_cores} busy core(s)",
+                f"other load {choice.other_load_cores:.1f} cores: {name} planned with "
+                f"{plural(choice.threads, 'thread')}, its thread sweep's row at "
+                f"{plural(choice.busy_cores, 'busy core')}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -335,7 +336,7 @@ def run_command(
             f"answer in {format_duration(answer.latency_ms / 1000)} of {format_duration(target)}; "
             f"start-up {format_duration(startup_s)} not counted. "
             f"Predicted {format_duration(float(planned.get('predicted_ms', 0)) / 1000)}{energy_text}; "
-            f"{Config.of(answer.config).describe()} on {answer.config['threads']} thread(s), "
+            f"{Config.of(answer.config).describe()} on {plural(int(answer.config['threads']), 'thread')}, "
             f"expected accuracy {100 * float(planned.get('predicted_accuracy', 0)):.0f} %; "
             f"votes {answer.votes or '{}'}",
             highlight=False,
@@ -343,7 +344,7 @@ def run_command(
         )
     if answer.text is None:
         raise NoAnswerError(
-            f"no sample gave a readable answer ({len(answer.samples)} samples, "
+            f"no sample gave a readable answer ({plural(len(answer.samples), 'sample')}, "
             f"forced by {answer.forced_by}); "
             "a longer --latency lets the model reason further"
         )

@@ -66,3 +66,12 @@ def test_every_option_that_names_models_or_prints_json_says_so_in_its_help():
             if "--model" in param.opts:
                 assert "-m" in param.opts, f"`edgetts {' '.join(path)} --model` should also be -m"
     assert {"--json", "--model", "--models"} <= seen
+
+
+def test_counts_read_as_english():
+    from edgetts.planner.scheduler import Config, plural
+
+    assert plural(1, "sample") == "1 sample" and plural(2, "thread") == "2 threads"
+    assert plural(0, "busy core") == "0 busy cores"
+    one = Config("m", "int4", 64, 1)
+    assert one.describe() == "m, budget 64, 1 sample"

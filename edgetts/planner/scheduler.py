@@ -34,7 +34,7 @@ class Config:
 
     def describe(self) -> str:
         how = f"program of {self.budget} tokens" if self.mode == PROGRAM else f"budget {self.budget}"
-        return f"{self.model}, {how}, {self.samples} sample{'s' if self.samples != 1 else ''}"
+        return f"{self.model}, {how}, {plural(self.samples, 'sample')}"
 
     @classmethod
     def of(cls, config: dict) -> Config:
@@ -149,6 +149,11 @@ def format_duration(seconds: float) -> str:
     if round(seconds * 1e3) < 1000:
         return f"{seconds * 1e3:.0f} ms"
     return f"{seconds:.3g} s" if seconds < 100 else f"{seconds:.0f} s"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 sample``, ``2 samples``: what a line says of a count."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def format_bytes(count: float) -> str:
