@@ -12,7 +12,7 @@ from rich.console import Console
 from .cli_profile import progress_bar, setup_engine, split_names, stdout_console, warn_if_busy
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
 from .planner.correction import MIN_RUNS
-from .planner.scheduler import Config, format_duration, plural
+from .planner.scheduler import Config, format_duration, parse_reasonings, plural
 from .runtime.prompting import MODES, STEPS
 from .tts.answer_types import KINDS, resolve
 from .units import parse_duration, parse_energy
@@ -41,18 +41,12 @@ def read_schema(value: str | None) -> str | None:
     return value
 
 
-REASONING = ("direct", "steps", "program")
-
-
 def _plan_modes(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str] | None:
     """--mode as the planner takes it: None (auto: every mode with a table) or the modes listed."""
-    if value.strip() == "auto":
-        return None
-    modes = [m.strip() for m in value.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in REASONING]
-    if not modes or unknown:
-        raise click.BadParameter(f"{value!r}: use auto or a comma list of {', '.join(REASONING)}")
-    return modes
+    try:
+        return parse_reasonings(value)
+    except EdgeTTSError as err:
+        raise click.BadParameter(str(err).removeprefix("mode ")) from None
 
 
 PLAN_MODE = click.option(

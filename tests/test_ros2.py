@@ -43,6 +43,11 @@ DOMAIN_ID = int(os.environ.get("ROS_DOMAIN_ID") or random.randint(1, 100))
 def test_a_good_message_parses():
     q = parse_question(json.dumps({"id": "a", "question": "2+2?", "latency_ms": 500, "seed": 3}))
     assert (q.id, q.question, q.latency_s, q.best_effort, q.seed) == ("a", "2+2?", 0.5, False, 3)
+    assert q.modes is None  # every mode with a table, as --mode auto
+    limited = parse_question(
+        json.dumps({"id": 1, "question": "2+2?", "latency_ms": 500, "mode": "direct,program"})
+    )
+    assert limited.modes == ("direct", "program")
 
 
 @pytest.mark.parametrize(
@@ -64,6 +69,7 @@ def test_a_good_message_parses():
         (json.dumps({"id": "x", "question": "q", "latency_ms": MAX_LATENCY_MS + 1}), "x", "over an hour"),
         ('{"id": "x", "question": "q", "latency_ms": 5, "best_effort": "yes"}', "x", "best_effort"),
         ('{"id": "x", "question": "q", "latency_ms": 5, "seed": -1}', "x", "seed"),
+        ('{"id": "x", "question": "q", "latency_ms": 5, "mode": "fast"}', "x", "'mode': 'fast': use auto or"),
     ],
 )
 def test_bad_messages_are_refused_with_their_id(text, request_id, says):

@@ -56,6 +56,15 @@ def test_solve_answers_within_the_deadline_counted_from_arrival(served):
     data = answered(client.post("/v1/solve", json={"question": QUESTION, "latency_ms": 20_000}))
     assert data["on_time"] is True and data["latency_ms"] <= 20_000 and data["deadline_ms"] == 20_000
     assert data["config"]["model"] == "llama-fp32" and data["queued_ms"] >= 0
+    # "mode" limits how it may be reasoned, as --mode does: direct answers at budget 0.
+    direct = answered(
+        client.post("/v1/solve", json={"question": QUESTION, "latency_ms": 20_000, "mode": "direct"})
+    )
+    assert direct["config"]["budget"] == 0
+    steps = answered(
+        client.post("/v1/solve", json={"question": QUESTION, "latency_ms": 20_000, "mode": ["steps"]})
+    )
+    assert steps["config"]["budget"] > 0 and steps["config"]["mode"] == "steps"
 
 
 def test_health_answers_503_while_warming(tiny_engine):
@@ -294,6 +303,8 @@ BAD = [
     ("post", "/v1/solve", {"json": {"question": "Q?", "latency_ms": 500, "schema": {"type": "objekt"}}}, 400,
      "bad_request"),
     ("post", "/v1/solve", {"json": {"question": "Q?", "latency_ms": 50, "schema": "{}"}}, 400, "bad_request"),
+    ("post", "/v1/solve", {"json": {"question": "Q?", "latency_ms": 50, "mode": "code"}}, 400, "bad_request"),
+    ("post", "/v1/solve", {"json": {"question": "Q?", "latency_ms": 50, "mode": [1]}}, 400, "bad_request"),
     ("get", "/v1/solve", {}, 405, "method_not_allowed"),
     ("get", "/v2/nothing", {}, 404, "not_found"),
 ]  # fmt: skip

@@ -20,6 +20,24 @@ from ..runtime.prompting import PROGRAM, STEPS
 ACCURACY_TIE = 1e-9
 
 
+REASONINGS = ("direct", "steps", "program")  # Config.reasoning's values
+
+
+def parse_reasonings(value: str | Sequence[str]) -> list[str] | None:
+    """How an answer may be reasoned, as a caller names it (CLI ``--mode``, a request's
+    ``mode``): "auto" — None, every mode with a table — or some of direct, steps and program,
+    as a comma list or a list of names."""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(name, str) for name in names):
+        raise EdgeTTSError(f"mode {value!r}: use auto or some of {', '.join(REASONINGS)}")
+    modes = [name.strip() for name in names if name.strip()]
+    if modes == ["auto"]:
+        return None
+    if not modes or any(mode not in REASONINGS for mode in modes):
+        raise EdgeTTSError(f"mode {value!r}: use auto or some of {', '.join(REASONINGS)}")
+    return modes
+
+
 @dataclass(frozen=True)
 class Config:
     """What to run: a store entry, its quantization, the reasoning-token budget, the number of

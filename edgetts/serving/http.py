@@ -173,7 +173,7 @@ class Service:
             future = self.engine.submit(
                 req.question, req.latency_s, energy=req.energy_j, best_effort=req.best_effort, seed=req.seed,
                 models=self.models, arrival=arrival, answer_type=req.answer_type, choices=req.choices,
-                schema=req.schema,
+                schema=req.schema, modes=req.modes,
             )  # fmt: skip
             answer = await self.wait(request, future)
             data = answer.to_json()

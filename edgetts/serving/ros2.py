@@ -63,6 +63,7 @@ class Question:
     answer_type: str | None = None
     choices: tuple[str, ...] = ()
     schema: dict | None = None
+    modes: tuple[str, ...] | None = None  # how it may be reasoned (None: every mode)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def checked_question(request_id: object, fields: dict[str, Any]) -> Question:
         raise BadRequestError(str(err), request_id) from None
     return Question(
         request_id, request.question, request.latency_s, request.best_effort, request.seed,
-        request.answer_type, request.choices, request.schema,
+        request.answer_type, request.choices, request.schema, request.modes,
     )  # fmt: skip
 
 
@@ -240,7 +241,7 @@ class EdgeTTSNode:
         return self.engine.submit(
             question.question, question.latency_s, best_effort=question.best_effort, seed=question.seed,
             on_token=on_token, models=self.settings.models, answer_type=question.answer_type,
-            choices=question.choices, schema=question.schema,
+            choices=question.choices, schema=question.schema, modes=question.modes,
         )  # fmt: skip
 
     def _log_refusal(self, request_id: object, err: Exception) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EdgeTTSError
+from ..planner.scheduler import parse_reasonings
 from ..tts.answer_types import KINDS
 
 MAX_LATENCY_MS = 3_600_000  # an hour: longer is a unit mistake, not a robot's deadline
@@ -40,6 +41,7 @@ class SolveRequest:
     answer_type: str | None = None  # None: inferred from the question (tts/answer_types.py)
     choices: tuple[str, ...] = ()
     schema: dict | None = None  # a json answer's JSON Schema
+    modes: tuple[str, ...] | None = None  # how it may be reasoned (None: "auto", every mode)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def parse_solve(body: Any) -> SolveRequest:
         answer_type=_answer_type(data),
         choices=_strings(data, "choices"),
         schema=_schema(data),
+        modes=_modes(data),
     )
 
 
@@ -193,6 +196,18 @@ def _answer_type(data: dict) -> str | None:
     if value not in ("auto", *KINDS):
         raise BadRequestError(f"'answer_type' must be one of auto, {', '.join(KINDS)} (got {value!r})")
     return value
+
+
+def _modes(data: dict) -> tuple[str, ...] | None:
+    """``mode``: "auto" (the default), or direct/steps/program as a comma list or a list."""
+    value = data.get("mode", "auto")
+    if not isinstance(value, str | list):
+        raise BadRequestError(f"'mode' must be a string or a list of strings (got {value!r})")
+    try:
+        modes = parse_reasonings(value)
+    except EdgeTTSError as err:
+        raise BadRequestError(f"'mode': {str(err).removeprefix('mode ')}") from None
+    return None if modes is None else tuple(modes)
 
 
 def _schema(data: dict) -> dict | None:
