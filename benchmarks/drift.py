@@ -98,11 +98,11 @@ def main() -> None:
                         results.append({
                             "condition": condition, "engine": name, "target_s": target,
                             "request": since_start, "on_time": bool(answer.on_time),
-                            "correct": answer.text == problem.reference, "config": answer.config,
+                            "correct": answer.text == problem.reference, "config": answer.to_json()["config"],
                             "reference_config": vars(wanted),
                             "rows_reference_config": None if by_rows is None else vars(by_rows),
-                            "latency_correction": (answer.planned or {}).get("latency_correction"),
-                            "under_load": (answer.planned or {}).get("under_load"),
+                            "latency_correction": answer.planned and answer.planned.latency_correction,
+                            "under_load": answer.planned and answer.planned.under_load,
                         })  # fmt: skip
                     since_start += 1
         finally:

@@ -46,7 +46,8 @@ import numpy as np
 import psutil
 
 from edgetts import __version__, evals
-from edgetts.engine import MIN_DEADLINE_S, Answer, Engine
+from edgetts.answer import Answer, Prediction
+from edgetts.engine import MIN_DEADLINE_S, Engine
 from edgetts.first_use import setup_engine
 from edgetts.profiling.device import detect
 from edgetts.serving.http import create_app
@@ -92,7 +93,7 @@ class FirstComeFirstServed(Engine):
             )
             answer.latency_ms = 1000 * (time.perf_counter() - arrival)
             answer.deadline_ms, answer.queued_ms = 1000 * latency, job.queued_ms
-            answer.planned = {"predicted_ms": round(1000 * chosen.latency_s, 1)}
+            answer.planned = Prediction(round(1000 * chosen.latency_s, 1), chosen.accuracy)
             return answer
 
         # No deadline in the queue: arrival order, and nothing counts as work ahead.

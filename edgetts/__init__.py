@@ -15,8 +15,10 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "Engine": "edgetts.engine",
-    "Answer": "edgetts.engine",
-    "Delta": "edgetts.engine",
+    "Answer": "edgetts.answer",
+    "Delta": "edgetts.answer",
+    "Prediction": "edgetts.answer",
+    "TokenCounts": "edgetts.answer",
     "Planned": "edgetts.engine",
     "SamplingParams": "edgetts.runtime.sampling",
     "Config": "edgetts.planner.scheduler",
@@ -38,6 +40,8 @@ __all__ = [
     "Engine",
     "Answer",
     "Delta",
+    "Prediction",
+    "TokenCounts",
     "Planned",
     "SamplingParams",
     "Config",
@@ -56,7 +60,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
-    from .engine import Answer, Delta, Engine, Planned
+    from .answer import Answer, Delta, Prediction, TokenCounts
+    from .engine import Engine, Planned
     from .errors import (
         ConversionError,
         CorruptModelError,

@@ -12,7 +12,7 @@ from rich.console import Console
 from .cli_profile import progress_bar, setup_engine, split_names, stdout_console, warn_if_busy
 from .errors import DeadlineMissedError, EdgeTTSError, NoAnswerError
 from .planner.correction import MIN_RUNS
-from .planner.scheduler import Config, format_duration, parse_reasonings, plural
+from .planner.scheduler import format_duration, parse_reasonings, plural
 from .runtime.prompting import MODES, STEPS
 from .tts.answer_types import KINDS, resolve
 from .units import parse_duration, parse_energy
@@ -320,18 +320,17 @@ def run_command(
     else:
         shown = answer.answer_type.display(answer.text)
         click.echo(shown if shown is not None else "(no answer)")
-        planned = answer.planned or {}
+        planned = answer.planned  # solve() always plans
+        assert planned is not None
         energy_text = (
-            ""
-            if planned.get("energy_j") is None
-            else f", {planned['energy_j']:.1f} J ({planned['energy_source']})"
+            "" if planned.energy_j is None else f", {planned.energy_j:.1f} J ({planned.energy_source})"
         )
         console.print(
             f"answer in {format_duration(answer.latency_ms / 1000)} of {format_duration(target)}; "
             f"start-up {format_duration(startup_s)} not counted. "
-            f"Predicted {format_duration(float(planned.get('predicted_ms', 0)) / 1000)}{energy_text}; "
-            f"{Config.of(answer.config).describe()} on {plural(int(answer.config['threads']), 'thread')}, "
-            f"expected accuracy {100 * float(planned.get('predicted_accuracy', 0)):.0f} %; "
+            f"Predicted {format_duration(planned.predicted_ms / 1000)}{energy_text}; "
+            f"{answer.config.describe()} on {plural(answer.threads, 'thread')}, "
+            f"expected accuracy {100 * planned.predicted_accuracy:.0f} %; "
             f"votes {answer.votes or '{}'}",
             highlight=False,
             soft_wrap=True,

@@ -19,13 +19,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import NamedTuple
 
 import psutil
 from tokenizers import Tokenizer
 
 from . import evals, store
+from .answer import Answer, Delta, Prediction, TokenCounts
 from .errors import EdgeTTSError
 from .planner.candidates import build as build_candidates
 from .planner.candidates import constrained, default_kind, predicted_run_s, prompt_cost
@@ -64,76 +65,6 @@ class Planned(NamedTuple):
     @property
     def chosen(self) -> Candidate | None:
         return self.plan.chosen
-
-
-@dataclass(frozen=True)
-class Delta:
-    """Text one sample added, as :meth:`Engine.stream` yields it: samples decode side by side,
-    so ``sample`` says whose (0 is the greedy anchor of an anchored vote)."""
-
-    sample: int
-    text: str
-
-
-@dataclass
-class Answer:
-    """What one question cost and produced; ``to_json`` is the CLI's ``--json`` shape."""
-
-    text: str | None  # the voted answer (normalised), None when no sample gave one
-    config: dict[str, object]
-    latency_ms: float
-    prefill_ms: float
-    decode_ms: float
-    tokens: dict[str, object]
-    forced_by: str
-    votes: dict[str, int]
-    stopped_early: bool
-    samples: list[str] = field(default_factory=list)
-    # per sample: none | budget | deadline | asked (ended by itself, then asked under the grammar)
-    sample_forced_by: list[str] = field(default_factory=list)
-    planned: dict[str, object] | None = None  # solve(): predicted_ms, predicted_accuracy, energy
-    queued_ms: float | None = None  # a request's wait in the decode queue, from its arrival
-    deadline_ms: float | None = None  # a planned request's latency target (latency_ms counts from arrival)
-    answer_type: AnswerType = NUMBER
-
-    @property
-    def on_time(self) -> bool | None:
-        """Whether a request with a deadline answered within it (None: it had none)."""
-        return None if self.deadline_ms is None else self.latency_ms <= self.deadline_ms
-
-    @property
-    def reason(self) -> str | None:
-        """Why this is not a usable answer: ``no_answer`` (no sample gave a readable one) or
-        ``deadline`` (it came late); None when it is. A request refused at admission raises
-        DeadlineUnreachableError instead (``deadline_unreachable``)."""
-        if self.text is None:
-            return "no_answer"
-        return "deadline" if self.on_time is False else None
-
-    def to_json(self) -> dict[str, object]:
-        queued = {} if self.queued_ms is None else {"queued_ms": round(self.queued_ms, 1)}
-        if self.deadline_ms is not None:
-            queued |= {"deadline_ms": round(self.deadline_ms, 1), "on_time": self.on_time}
-        if self.reason is not None:
-            queued["reason"] = self.reason
-        kind = self.answer_type
-        shown = {"answer_text": kind.display(self.text)} if kind.kind == "choice" else {}
-        return {
-            "answer": self.text,
-            **shown,
-            "answer_type": self.answer_type.kind,
-            "config": self.config,
-            "latency_ms": round(self.latency_ms, 1),
-            "prefill_ms": round(self.prefill_ms, 1),
-            "decode_ms": round(self.decode_ms, 1),
-            "tokens": self.tokens,
-            "forced_by": self.forced_by,
-            "votes": self.votes,
-            "stopped_early": self.stopped_early,
-            "samples": self.samples,
-            **queued,
-            **(self.planned or {}),
-        }
 
 
 class Engine:
@@ -527,49 +458,50 @@ class Engine:
         answer.latency_ms = 1000 * (time.perf_counter() - job.arrival)  # from arrival, as the deadline
         answer.deadline_ms = 1000 * (job.deadline - job.arrival)
         answer.queued_ms = job.queued_ms
-        answer.planned = {
-            "predicted_ms": round(1000 * chosen.latency_s, 1),
-            "predicted_accuracy": round(chosen.accuracy, 4),
-            "predicted_energy_j": None if chosen.energy_j is None else round(chosen.energy_j, 3),
-            "energy_j": None if reading.joules is None else round(reading.joules, 3),
-            "energy_source": reading.source,
-            "replanned_fastest": plan_now.best_effort and not best_effort,
-        }
-        if self.device_profile().busy_load() is not None:  # its predictions are a loaded machine's
-            answer.planned["profile_busy"] = True
+        answer.planned = Prediction(
+            predicted_ms=round(1000 * chosen.latency_s, 1),
+            predicted_accuracy=round(chosen.accuracy, 4),
+            predicted_energy_j=None if chosen.energy_j is None else round(chosen.energy_j, 3),
+            energy_j=None if reading.joules is None else round(reading.joules, 3),
+            energy_source=reading.source,
+            replanned_fastest=plan_now.best_effort and not best_effort,
+            # its predictions are a loaded machine's
+            profile_busy=self.device_profile().busy_load() is not None,
+        )
         if choice.busy_cores is not None:  # planned with the thread sweep's row for the load seen
-            answer.planned["under_load"] = {
+            answer.planned.under_load = {
                 "busy_cores": choice.busy_cores, "other_load_cores": round(choice.other_load_cores, 2),
             }  # fmt: skip
         if self.correct:
-            answer.planned.update(self._observe(config.model, question, kind, answer, choice.latency))
+            self._observe(config.model, question, kind, answer, choice.latency)
         return answer
 
     def _observe(
         self, model: str, question: str, kind: AnswerType, answer: Answer, latency: LatencyModel
-    ) -> dict:
+    ) -> None:
         """Feed what this run measured against ``latency`` (what it was planned with, before the
-        correction) into the correction; what the answer reports of it. The correction is then
+        correction) into the correction, and say in ``answer.planned`` what it made of it
+        (the model's factors, drift, a background re-profile). The correction is then
         what neither the profile nor its thread sweep's row for the load seen predicted."""
-        force = prompt_cost(model, question, kind, str(answer.config.get("mode", STEPS))).force
+        force = prompt_cost(model, question, kind, answer.config.mode).force
         batch = len(answer.sample_forced_by)
         steps = [  # model steps each sample took: its tokens, and the forcing text if it was fed
             think + said + ((force if batch > 1 else 1) if forced != "none" else 0)
             for think, said, forced in zip(
-                answer.tokens["think"], answer.tokens["answer"], answer.sample_forced_by, strict=True
+                answer.tokens.think, answer.tokens.answer, answer.sample_forced_by, strict=True
             )
         ]
-        prompt = int(answer.tokens["prompt"])
+        prompt = answer.tokens.prompt
         state = self.correction()
         state.observe(
             model, *ratios(latency, prompt, answer.prefill_ms / 1000, answer.decode_ms / 1000, steps)
         )
         state.save()
         drift = state.drifting(model, latency)
-        seen = {"latency_correction": state.factors(model).to_dict(), "drift": drift}
+        planned = answer.planned
+        planned.latency_correction, planned.drift = state.factors(model).to_dict(), drift
         if drift and self.auto_reprofile and self.device_profile().conditions.get("source") == "measured":
-            seen["reprofile"] = self._background_reprofiler().request(model)
-        return seen
+            planned.reprofile = self._background_reprofiler().request(model)
 
     def _background_reprofiler(self) -> Reprofiler:
         worker = self._decode_worker()
@@ -679,22 +611,16 @@ class Engine:
         )  # fmt: skip
         return Answer(
             text=result.answer,
-            config={
-                "model": model,
-                "quant": lm.manifest.quant_type,
-                "budget": budget,
-                "samples": samples,
-                "mode": mode,
-                "threads": lm.threads,
-            },
+            config=Config(model, lm.manifest.quant_type, budget, samples, mode),
+            threads=lm.threads,
             latency_ms=result.latency_ms,
             prefill_ms=result.prefill_ms,
             decode_ms=result.decode_ms,
-            tokens={
-                "prompt": result.prompt_tokens,
-                "think": [len(s.think) for s in result.samples],
-                "answer": [len(s.answer) for s in result.samples],
-            },
+            tokens=TokenCounts(
+                prompt=result.prompt_tokens,
+                think=[len(s.think) for s in result.samples],
+                answer=[len(s.answer) for s in result.samples],
+            ),
             forced_by=result.forced_by,
             votes=result.votes,
             stopped_early=result.stopped_early,

@@ -152,10 +152,10 @@ def test_the_correction_converges_on_a_slowed_session_and_the_plan_follows(tiny_
         target = 2.0
         for seed in range(correction.MIN_RUNS + 2):
             answer = engine.solve(question, target, seed=seed, best_effort=True)
-            assert answer.planned["latency_correction"]["runs"] == seed + 1
+            assert answer.planned.latency_correction["runs"] == seed + 1
         factors = engine.correction().factors("llama-fp32")
         assert 1.6 < factors.decode < 3.2 and 1.3 < factors.prefill < 3.5, factors
-        assert not answer.planned["drift"] or factors.decode > 1.9  # outside a tight band: drift may show
+        assert not answer.planned.drift or factors.decode > 1.9  # outside a tight band: drift may show
         corrected_plan, corrected_candidates = engine.plan(question, target)
         wanted_plan, wanted_candidates = reference.plan(question, target)
         predicted = {c.config: c.latency_s for c in wanted_candidates.candidates}
@@ -216,7 +216,7 @@ def test_a_drifting_model_is_reprofiled_between_requests(tiny_service_home, monk
         states = []
         for seed in range(correction.DRIFT_RUNS + 4):
             answer = engine.solve(question, 2.0, seed=seed, best_effort=True)
-            states.append(answer.planned.get("reprofile"))
+            states.append(answer.planned.reprofile)
             assert answer.on_time
         assert states[: correction.DRIFT_RUNS - 1] == [None] * (correction.DRIFT_RUNS - 1), states
         assert states[correction.DRIFT_RUNS - 1] == "queued", states  # the first drifting run asks
@@ -229,6 +229,6 @@ def test_a_drifting_model_is_reprofiled_between_requests(tiny_service_home, monk
         assert saved.conditions["date"] > "2026-12-01T00:00:00+00:00"
         assert engine.correction().factors("llama-fp32").runs == 0
         again = engine.solve(question, 2.0, seed=99, best_effort=True)
-        assert again.planned["drift"] is False and again.planned["latency_correction"]["runs"] == 1
+        assert again.planned.drift is False and again.planned.latency_correction["runs"] == 1
     finally:
         engine.close()

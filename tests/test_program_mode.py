@@ -48,8 +48,8 @@ def test_the_planner_runs_programs_where_their_table_wins(tiny_service_home, mon
         yes_no = engine.plan("Is the gripper open?", 30.0, answer_type=engine.answer_type_of("Is it open?"))
         assert yes_no[0].chosen.config.mode == "steps", "a program computes numbers only"
         answer = engine.solve(QUESTION, 30.0, best_effort=True)
-        assert answer.config["mode"] == "program" and answer.on_time
-        assert len(answer.samples) == answer.config["samples"]
+        assert answer.config.mode == "program" and answer.on_time
+        assert len(answer.samples) == answer.config.samples
         _published("program", 0.10)  # the table says programs lose: the plan goes back to steps
         from edgetts.planner import candidates
 

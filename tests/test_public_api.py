@@ -12,11 +12,12 @@ import edgetts
 
 
 def test_the_public_names_are_the_modules_own():
-    from edgetts import engine, errors
+    from edgetts import answer, engine, errors
     from edgetts.planner import scheduler
     from edgetts.runtime import sampling
 
-    assert edgetts.Engine is engine.Engine and edgetts.Answer is engine.Answer
+    assert edgetts.Engine is engine.Engine and edgetts.Answer is answer.Answer
+    assert edgetts.Prediction is answer.Prediction and edgetts.TokenCounts is answer.TokenCounts
     assert edgetts.Planned is engine.Planned
     assert edgetts.SamplingParams is sampling.SamplingParams
     assert edgetts.Config is scheduler.Config and edgetts.Plan is scheduler.Plan

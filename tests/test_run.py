@@ -115,7 +115,7 @@ def test_engine_solve_is_thread_safe(calibrated_tiny):
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda _: engine.solve(QUESTION, latency=30.0), range(4)))
     for answer in together:
-        assert answer.config == alone.config
+        assert answer.config == alone.config and answer.threads == alone.threads
         assert answer.samples == alone.samples and answer.text == alone.text
 
 

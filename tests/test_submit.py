@@ -31,7 +31,7 @@ def test_an_unmeetable_deadline_is_refused_at_submit_with_the_fastest_time(tiny_
         tiny_engine.submit(QUESTION, 0.000_01)
     assert refused.value.code == "deadline_unreachable" and refused.value.fastest_ms > 0.01
     best = tiny_engine.submit(QUESTION, 0.000_01, best_effort=True).result(WAIT)
-    assert best.config["model"] == "llama-fp32"
+    assert best.config.model == "llama-fp32"
     assert best.on_time is False and best.reason in ("deadline", "no_answer")
     assert best.to_json()["reason"] == best.reason
 
@@ -106,7 +106,7 @@ def test_stream_yields_each_samples_text_then_the_answer(tiny_engine):
     said: dict[int, str] = {}
     for delta in deltas:
         said[delta.sample] = said.get(delta.sample, "") + delta.text
-    assert sorted(said) == list(range(answer.config["samples"]))
+    assert sorted(said) == list(range(answer.config.samples))
     for sample, text in said.items():
         # What was streamed is what the sample said: its reasoning and answer tokens (the answer
         # keeps "\n" apart from the reasoning and the engine's forcing text is not streamed; a

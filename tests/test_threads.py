@@ -248,8 +248,8 @@ def test_under_load_the_engine_plans_and_runs_with_one_thread(tiny_service_home,
         choice = engine.threads_now()["llama-fp32"]
         assert (choice.threads, choice.busy_cores) == (1, 1) and choice.other_load_cores > 0.5
         answer = engine.solve(question, 2.0, best_effort=True)
-        assert answer.config["threads"] == 1 and answer.planned["under_load"]["busy_cores"] == 1
-        assert answer.planned["under_load"]["other_load_cores"] > 0.5
+        assert answer.threads == 1 and answer.planned.under_load["busy_cores"] == 1
+        assert answer.planned.under_load["other_load_cores"] > 0.5
         mine, candidates = engine.plan(question, 2.0, choices={"llama-fp32": choice})
         wanted, wanted_candidates = reference.plan(question, 2.0)
         assert mine.chosen.config == wanted.chosen.config
@@ -263,7 +263,7 @@ def test_under_load_the_engine_plans_and_runs_with_one_thread(tiny_service_home,
     engine._watch = _FixedLoad(0.0)  # quiet again (a real reading may see the rest of the test run)
     try:
         again = engine.solve(question, 2.0, best_effort=True)
-        assert again.config["threads"] == 2 and "under_load" not in again.planned
+        assert again.threads == 2 and again.planned.under_load is None
         assert engine._thread_counts("llama-fp32") == [1, 2]  # the sessions warm() loads
     finally:
         engine.close()

@@ -102,13 +102,14 @@ class Runner:
                 choices=kind.choices, schema=kind.schema or None, modes=self.modes,
             )  # fmt: skip
             latency_ms = 1000 * (time.perf_counter() - start)
-            planned = answer.planned or {}
+            planned = answer.planned
+            assert planned is not None  # solve() always plans
             extra = {
-                "predicted_ms": planned["predicted_ms"],
-                "predicted_accuracy": planned["predicted_accuracy"],
-                "best_effort": planned["predicted_ms"] > run.deadline_ms,  # nothing was predicted to fit
+                "predicted_ms": planned.predicted_ms,
+                "predicted_accuracy": planned.predicted_accuracy,
+                "best_effort": planned.predicted_ms > run.deadline_ms,  # nothing was predicted to fit
             }
-            energy, source = planned["energy_j"], planned["energy_source"]
+            energy, source = planned.energy_j, planned.energy_source
         else:
             config = run.config
             model, budget, samples, mode = (
@@ -148,12 +149,12 @@ class Runner:
 
 def _result(answer: Answer, problem: Problem) -> dict[str, Any]:
     return {
-        "config": answer.config,
+        "config": answer.to_json()["config"],
         "answer": answer.text,
         "reference": problem.reference,
         "type": problem.kind,
         "correct": answer.text == problem.reference,
         "runtime_ms": round(answer.latency_ms, 2),
-        "tokens": sum(answer.tokens["think"]) + sum(answer.tokens["answer"]),  # type: ignore[arg-type]
+        "tokens": answer.tokens.generated,
         "forced_by": answer.forced_by,
     }

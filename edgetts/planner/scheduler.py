@@ -29,12 +29,12 @@ def parse_reasonings(value: str | Sequence[str]) -> list[str] | None:
     as a comma list or a list of names."""
     names = value.split(",") if isinstance(value, str) else list(value)
     if not all(isinstance(name, str) for name in names):
-        raise EdgeTTSError(f"mode {value!r}: use auto or some of {', '.join(REASONINGS)}")
+        raise EdgeTTSError(f"mode {value!r}: use auto or a comma list of {', '.join(REASONINGS)}")
     modes = [name.strip() for name in names if name.strip()]
     if modes == ["auto"]:
         return None
     if not modes or any(mode not in REASONINGS for mode in modes):
-        raise EdgeTTSError(f"mode {value!r}: use auto or some of {', '.join(REASONINGS)}")
+        raise EdgeTTSError(f"mode {value!r}: use auto or a comma list of {', '.join(REASONINGS)}")
     return modes
 
 

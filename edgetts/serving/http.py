@@ -275,11 +275,9 @@ class Service:
                 self.metrics.answered("chat", data)
                 reasons = openai.finish_reasons(answer)
                 last = [{"index": i, "delta": {}, "finish_reason": r} for i, r in enumerate(reasons)]
-                yield {"data": json.dumps(openai.chunk(cid, answer.config["model"], last))}
+                yield {"data": json.dumps(openai.chunk(cid, answer.config.model, last))}
                 extra = {"usage": openai.usage(data)} if req.include_usage else {}
-                yield {
-                    "data": json.dumps(openai.chunk(cid, answer.config["model"], [], **extra, edgetts=data))
-                }
+                yield {"data": json.dumps(openai.chunk(cid, answer.config.model, [], **extra, edgetts=data))}
                 yield {"data": "[DONE]"}
             finally:
                 future.cancel()  # the client went away mid-stream: stop decoding (no-op when done)

@@ -36,7 +36,7 @@ def response(cid: str, answer) -> dict:
         "id": cid,
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": answer.config["model"],
+        "model": answer.config.model,
         "choices": [
             {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reasons[i]}
             for i, text in enumerate(answer.samples)
