@@ -22,29 +22,31 @@ _UNIT_JOULES = {"mj": 1e-3, "j": 1.0}
 
 def parse_duration(text: str) -> float:
     """Seconds in ``text``; a one-line error that shows the accepted forms otherwise."""
-    match = _DURATION.match(str(text))
-    if not match:
-        if _BARE.match(str(text)):
-            value = str(text).strip()
-            raise EdgeTTSError(f"the duration {text!r} has no unit: add one ({value}ms, {value}s)")
-        raise EdgeTTSError(f"cannot read the duration {text!r}: write it like 500ms, 0.5s, 2s or 1m")
-    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-    if seconds <= 0:
-        raise EdgeTTSError(f"the duration {text!r} is not positive")
-    return seconds
+    return _quantity(text, _DURATION, _UNIT_SECONDS, "duration", ("ms", "s"), "500ms, 0.5s, 2s or 1m")
 
 
 def parse_energy(text: str | None) -> float | None:
     """Joules in ``text`` (None: no cap); a one-line error that shows the accepted forms otherwise."""
     if text is None:
         return None
-    match = _ENERGY.match(str(text))
+    return _quantity(text, _ENERGY, _UNIT_JOULES, "energy", ("J", "mJ"), "5J or 500mJ", "energy cap")
+
+
+def _quantity(
+    text: str, pattern: re.Pattern, scale: dict[str, float], name: str, suggested: tuple[str, str],
+    forms: str, limit_name: str | None = None,
+) -> float:  # fmt: skip
+    """``text`` read by ``pattern`` (number, unit) in the base unit; a bare number is named as
+    missing its unit (with ``suggested`` units), anything else shows the accepted ``forms``."""
+    match = pattern.match(str(text))
     if not match:
         if _BARE.match(str(text)):
             value = str(text).strip()
-            raise EdgeTTSError(f"the energy {text!r} has no unit: add one ({value}J, {value}mJ)")
-        raise EdgeTTSError(f"cannot read the energy {text!r}: write it like 5J or 500mJ")
-    joules = float(match.group(1)) * _UNIT_JOULES[match.group(2).lower()]
-    if joules <= 0:
-        raise EdgeTTSError(f"the energy cap {text!r} is not positive")
-    return joules
+            raise EdgeTTSError(
+                f"the {name} {text!r} has no unit: add one ({value}{suggested[0]}, {value}{suggested[1]})"
+            )
+        raise EdgeTTSError(f"cannot read the {name} {text!r}: write it like {forms}")
+    amount = float(match.group(1)) * scale[match.group(2).lower()]
+    if amount <= 0:
+        raise EdgeTTSError(f"the {limit_name or name} {text!r} is not positive")
+    return amount
